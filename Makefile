@@ -1,0 +1,28 @@
+# The README's two commands: `make demo` and `make test` each set up .venv on a fresh machine first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test bench-losses clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/focal-pl fit --config demo.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench-losses: setup
+	$(BIN)/python benchmarks/loss_learning.py
+
+clean:
+	rm -rf runs lightning_logs .pytest_cache

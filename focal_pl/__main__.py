@@ -1,0 +1,7 @@
+"""``python -m focal_pl`` = the ``focal-pl`` command."""
+
+import sys
+
+from focal_pl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""The ``focal-pl`` command: LightningCLI's fit / validate / test / predict over YAML configs.
+
+Heavy imports (torch, Lightning) happen inside the commands, so ``focal-pl --help`` answers at once.
+A ``--config`` name that is not a file here is looked up among the configs shipped with the
+package, so ``focal-pl fit --config vit.yaml`` works from any folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from focal_pl import __version__
+
+CONFIG_FLAGS = ("--config", "-c")
+
+USAGE = f"""usage: focal-pl COMMAND [--config FILE] [--key.subkey VALUE ...]
+
+FOCAL image-forgery detection and localization on PyTorch Lightning (focal-pl {__version__}).
+
+Lightning commands (every option of the config can also be set on the command line):
+  fit        train an extractor; validates by clustering every validation image
+  validate   score a model on the validation split
+  test       score a model on the test split
+  predict    masks for the images of the predict split
+
+Other commands:
+  configs    list the configs shipped with the package (usable by bare name)
+
+Examples:
+  focal-pl fit --config demo.yaml                 # CPU demo on synthetic forgeries
+  focal-pl fit --config vit.yaml --print_config   # the paper's ViT setting, resolved
+  focal-pl fit --config vit.yaml --trainer.devices 4 --model.loss.init_args.temperature 0.05
+  focal-pl COMMAND --help                         # every option of a command
+"""
+
+
+def configs_dir() -> Path:
+    """Folder of the configs installed with the package."""
+    return Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the shipped configs, relative to ``configs_dir()``."""
+    base = configs_dir()
+    return sorted(str(p.relative_to(base)) for p in base.rglob("*.yaml"))
+
+
+def resolve_config(value: str) -> str:
+    """A config path as given when it exists, else the shipped config of that name (``.yaml``
+    optional), else unchanged so that the parser reports the missing file."""
+    if Path(value).exists():
+        return value
+    for candidate in (configs_dir() / value, configs_dir() / f"{value}.yaml"):
+        if candidate.is_file():
+            return str(candidate)
+    return value
+
+
+def resolve_config_args(argv: list[str]) -> list[str]:
+    """Apply ``resolve_config`` to every ``--config X`` / ``--config=X`` / ``-c X`` argument."""
+    out: list[str] = []
+    expect_value = False
+    for arg in argv:
+        if expect_value:
+            out.append(resolve_config(arg))
+            expect_value = False
+        elif arg in CONFIG_FLAGS:
+            out.append(arg)
+            expect_value = True
+        elif arg.startswith("--config="):
+            out.append("--config=" + resolve_config(arg.split("=", 1)[1]))
+        else:
+            out.append(arg)
+    return out
+
+
+def build_cli_class():
+    """The LightningCLI subclass (built on demand: importing Lightning takes seconds)."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from focal_pl.callbacks import ClusterEvaluator
+
+    class FocalCLI(LightningCLI):
+        """LightningCLI with the clustering evaluation always on (configured under ``evaluation``)."""
+
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_lightning_class_args(ClusterEvaluator, "evaluation")
+
+    return FocalCLI
+
+
+def run_lightning(argv: list[str]):
+    """Run a Lightning subcommand; returns the LightningCLI object (its trainer, model, data)."""
+    from focal_pl.data import ForgeryDataModule
+    from focal_pl.module import FocalModule
+
+    cli_class = build_cli_class()
+    # The arguments go through sys.argv, not `args=`: DDP relaunches this command from sys.argv
+    # on every other rank, so it must hold the resolved command line.
+    program = sys.argv
+    sys.argv = [sys.argv[0], *resolve_config_args(argv)]
+    try:
+        return cli_class(
+            FocalModule,
+            ForgeryDataModule,
+            subclass_mode_model=True,
+            auto_configure_optimizers=False,  # FocalModule takes optimizer / scheduler itself
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"default_env": False},
+        )
+    finally:
+        sys.argv = program
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``focal-pl`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"focal-pl {__version__}")
+        return 0
+    if argv[0] == "configs":
+        print("\n".join(shipped_configs()))
+        return 0
+    if argv[0] not in ("fit", "validate", "test", "predict"):
+        print(f"focal-pl: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    run_lightning(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

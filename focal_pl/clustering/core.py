@@ -1,0 +1,126 @@
+"""Per-image clustering: a feature map C x h x w -> forged mask h x w + score h x w. Nothing trained."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from focal_pl.clustering.algorithms import ALGORITHMS, Algorithm, cluster_labels
+from focal_pl.clustering.labelling import NoiseRule, forged_from_labels, pristine_distance_score
+
+
+def feature_rows(features: Tensor | np.ndarray) -> np.ndarray:
+    """C x h x w features (torch or NumPy, any device / dtype) -> float32 unit rows (h*w) x C."""
+    if isinstance(features, np.ndarray):
+        features = torch.from_numpy(features)
+    if features.dim() != 3:
+        raise ValueError(f"features must be C x h x w, got shape {tuple(features.shape)}")
+    rows = features.detach().float().cpu().flatten(1).T
+    return F.normalize(rows, dim=1).numpy()
+
+
+class Clusterer:
+    """How each image's features become a mask: the algorithm and its labelling rule.
+
+    Args:
+        algorithm: hdbscan (the paper's), kmeans, bisecting_kmeans, birch or ward.
+        min_cluster_size: HDBSCAN's, an int (the paper: 200) or a fraction of the h*w features.
+        min_samples: HDBSCAN's (None = min_cluster_size, as scikit-learn does).
+        noise: what HDBSCAN's noise points become: nearest (cluster center, cosine), forged, pristine.
+        allow_single_cluster: let HDBSCAN return one cluster (an all-pristine answer).
+        seed: seed of the k-means family.
+        grid: cluster on a grid of at most this side (feature maps above it are average-pooled),
+            e.g. 64 for HRNet's 256 x 256 maps, whose 65536 points exact HDBSCAN cannot take;
+            None clusters the map as it is. The mask then has the pooled grid's size.
+    """
+
+    def __init__(
+        self,
+        algorithm: Algorithm = "hdbscan",
+        min_cluster_size: float = 200,
+        min_samples: int | None = None,
+        noise: NoiseRule = "nearest",
+        allow_single_cluster: bool = False,
+        seed: int = 0,
+        grid: int | None = None,
+    ) -> None:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        if noise not in ("nearest", "forged", "pristine"):
+            raise ValueError(f"noise must be 'nearest', 'forged' or 'pristine', got {noise!r}")
+        self.algorithm = algorithm
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.noise = noise
+        self.allow_single_cluster = allow_single_cluster
+        self.seed = seed
+        self.grid = grid
+
+    def __repr__(self) -> str:
+        return (
+            f"Clusterer(algorithm={self.algorithm!r}, min_cluster_size={self.min_cluster_size}, "
+            f"min_samples={self.min_samples}, noise={self.noise!r}, "
+            f"allow_single_cluster={self.allow_single_cluster}, grid={self.grid})"
+        )
+
+    def __call__(self, features: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+        """Features C x h x w -> (forged mask bool h x w, score float h x w in [0, 1]) on the CPU."""
+        features = pool_to_grid(features, self.grid)
+        h, w = features.shape[-2:]
+        rows = feature_rows(features)
+        labels = cluster_labels(
+            rows, self.algorithm, self.min_cluster_size, self.min_samples,
+            self.allow_single_cluster, self.seed,
+        )
+        forged, center = forged_from_labels(rows, labels, self.noise)
+        score = pristine_distance_score(rows, center)
+        return (
+            torch.from_numpy(forged.reshape(h, w)),
+            torch.from_numpy(score.reshape(h, w).astype(np.float32)),
+        )
+
+
+def pool_to_grid(features: Tensor | np.ndarray, grid: int | None) -> Tensor | np.ndarray:
+    """Average-pool a C x h x w map so that its longer side is at most ``grid`` (aspect kept)."""
+    h, w = features.shape[-2:]
+    if grid is None or max(h, w) <= grid:
+        return features
+    if isinstance(features, np.ndarray):
+        features = torch.from_numpy(features)
+    scale = grid / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.adaptive_avg_pool2d(features.detach().float()[None], size)[0]
+
+
+def cluster_mask(
+    features: Tensor | np.ndarray,
+    algorithm: Algorithm = "hdbscan",
+    min_cluster_size: float = 200,
+    min_samples: int | None = None,
+    noise: NoiseRule = "nearest",
+    allow_single_cluster: bool = False,
+    seed: int = 0,
+    grid: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One image's features C x h x w -> (forged mask bool h x w, score h x w); see ``Clusterer``."""
+    return Clusterer(
+        algorithm, min_cluster_size, min_samples, noise, allow_single_cluster, seed, grid
+    )(features)
+
+
+def resize_mask(
+    mask: Tensor, size: tuple[int, int], mode: Literal["nearest", "bilinear"] = "nearest"
+) -> Tensor:
+    """A bool mask h x w to ``size``: nearest, or bilinear then > 0.5 (the official code's way)."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask.bool()
+    m = mask.float()[None, None]
+    if mode == "nearest":
+        return F.interpolate(m, size=size, mode="nearest")[0, 0].bool()
+    if mode == "bilinear":
+        return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0] > 0.5
+    raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")

@@ -1,0 +1,100 @@
+"""Image/mask transforms: the paper's training augmentations (albumentations, mask-aware) and the
+resize + tensor conversion every split shares."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class Augmentations:
+    """FOCAL.md section 7: with probability ``p``: random downscale (0.5-1.0) and pad to ``pad_to``,
+    one of flips / rot90 / transpose, JPEG (quality 50-95), and with ``distort_p`` one of blur /
+    noise / colour / elastic-grid distortions. The mask follows every geometric change.
+
+    Args:
+        p: probability that an image is augmented at all.
+        pad_to: side the downscaled image is padded back to (reflection, as the official code's
+            albumentations default did); None skips padding.
+        jpeg_quality: quality range of the re-compression.
+        distort_p: probability of the blur / noise / colour / geometric distortion group.
+    """
+
+    def __init__(
+        self,
+        p: float = 0.75,
+        pad_to: int | None = 1024,
+        jpeg_quality: tuple[int, int] = (50, 95),
+        distort_p: float = 0.25,
+    ) -> None:
+        import albumentations as A
+
+        self.p = p
+        steps = [A.RandomScale(scale_limit=(-0.5, 0.0), p=0.75)]
+        if pad_to:
+            steps.append(
+                A.PadIfNeeded(min_height=pad_to, min_width=pad_to, border_mode=cv2.BORDER_REFLECT_101)
+            )
+        steps += [
+            A.OneOf(
+                [A.HorizontalFlip(p=1), A.VerticalFlip(p=1), A.RandomRotate90(p=1), A.Transpose(p=1)],
+                p=0.75,
+            ),
+            A.ImageCompression(quality_range=tuple(jpeg_quality), p=0.75),
+            A.OneOf(
+                [
+                    A.OneOf([A.Blur(p=1), A.GaussianBlur(p=1), A.MedianBlur(p=1), A.MotionBlur(p=1)], p=1),
+                    A.OneOf(
+                        [
+                            A.Downscale(scale_range=(0.5, 0.9), p=1),
+                            A.GaussNoise(std_range=(0.01, 0.05), p=1),
+                            A.ISONoise(p=1),
+                            A.RandomBrightnessContrast(p=1),
+                            A.RandomGamma(p=1),
+                            A.RandomToneCurve(p=1),
+                            A.Sharpen(p=1),
+                        ],
+                        p=1,
+                    ),
+                    A.OneOf(
+                        [A.ElasticTransform(alpha=120, sigma=120 * 0.05, p=1), A.GridDistortion(p=1)],
+                        p=1,
+                    ),
+                ],
+                p=distort_p,
+            ),
+        ]
+        self.pipeline = A.Compose(steps, p=p)
+        self._seeded_with: int | None = None
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Albumentations keeps its own generator: forked loader workers would all copy one state
+        # and augment alike. Reseed from torch's per-worker seed (distinct per worker and epoch,
+        # and derived from the run's seed, so runs stay reproducible).
+        seed = torch.initial_seed() % 2**32
+        if seed != self._seeded_with:
+            self.pipeline.set_random_seed(seed)
+            self._seeded_with = seed
+        out = self.pipeline(image=image, mask=mask)
+        return out["image"], out["mask"]
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both to ``size`` x ``size`` (aspect squashed, as the paper does): image bilinear, mask nearest."""
+    if image.shape[:2] != (size, size):
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    if mask.shape[:2] != (size, size):
+        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+    return image, mask
+
+
+def image_to_tensor(image: np.ndarray) -> Tensor:
+    """uint8 H x W x 3 -> float 3 x H x W in [0, 1] (no mean/std normalization, as the paper)."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+
+
+def mask_to_tensor(mask: np.ndarray) -> Tensor:
+    """uint8 H x W in {0,1} -> float 1 x H x W."""
+    return torch.from_numpy(np.ascontiguousarray(mask)).float()[None]
