@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	for c in fit validate test predict; do $(BIN)/focal-pl $$c --help >/dev/null; done  # help cache
 	touch $(STAMP)
 
 setup: $(STAMP)

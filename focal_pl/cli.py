@@ -7,7 +7,12 @@ package, so ``focal-pl fit --config vit.yaml`` works from any folder.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import os
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from focal_pl import __version__
@@ -25,6 +30,8 @@ Lightning commands (every option of the config can also be set on the command li
   predict    masks for the images of the predict split
 
 Other commands:
+  data check SOURCE [ROOT]   decode every item of a data set and list its problems
+  data shard SOURCE [ROOT] --out DIR   convert data sets to streaming shards (resumable)
   configs    list the configs shipped with the package (usable by bare name)
 
 Examples:
@@ -113,6 +120,39 @@ def run_lightning(argv: list[str]):
         sys.argv = program
 
 
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def help_cache_file(command: str) -> Path:
+    """Where the help text of ``focal-pl COMMAND --help`` is kept: keyed by the versions of
+    focal-pl, Lightning and jsonargparse and by the package's source files, so any change rebuilds it."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha1(command.encode())
+    for name in ("lightning", "jsonargparse", "torch"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            digest.update(f"{name}={metadata.version(name)}".encode())
+    for source in sorted(package.rglob("*.py")):
+        digest.update(f"{source.relative_to(package)}:{source.stat().st_mtime_ns}".encode())
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "focal-pl"
+    return root / f"help-{command}-{digest.hexdigest()[:16]}.txt"
+
+
+def command_help(command: str) -> str:
+    """``focal-pl COMMAND --help``: LightningCLI's full help, built once (it imports Lightning and
+    reads every class signature, which takes seconds) and then read from the cache."""
+    cache = help_cache_file(command)
+    if cache.is_file():
+        return cache.read_text()
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
+        run_lightning([command, "--help"])
+    text = buffer.getvalue()
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``focal-pl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -125,9 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "configs":
         print("\n".join(shipped_configs()))
         return 0
-    if argv[0] not in ("fit", "validate", "test", "predict"):
+    if argv[0] == "data":
+        from focal_pl.data.commands import main as data_main
+
+        return data_main(argv[1:])
+    if argv[0] not in LIGHTNING_COMMANDS:
         print(f"focal-pl: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2
+    if len(argv) == 2 and argv[1] in ("-h", "--help"):
+        print(command_help(argv[0]), end="")
+        return 0
     run_lightning(argv)
     return 0
 

@@ -33,10 +33,14 @@ def overlay(image: np.ndarray, mask: Tensor | np.ndarray, color=(255, 40, 40), a
 
 def side_by_side(
     image: Tensor | np.ndarray, truth: Tensor | np.ndarray, prediction: Tensor | np.ndarray,
-    caption: str = "",
+    caption: str = "", min_side: int = 256,
 ) -> np.ndarray:
-    """One RGB strip: image | truth | prediction (masks white = forged), labelled, with a caption."""
+    """One RGB strip: image | truth | prediction (masks white = forged), labelled, with a caption.
+    Images smaller than ``min_side`` are enlarged (nearest) so that they can be looked at."""
     rgb = to_uint8_image(image)
+    factor = -(-min_side // min(rgb.shape[:2]))
+    if factor > 1:
+        rgb = cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     size = rgb.shape[:2]
     panels = [rgb, _mask_rgb(truth, size), _mask_rgb(prediction, size)]
     labels = ["image", "truth", "prediction"]

@@ -32,6 +32,18 @@ def test_top_level_help_answers_without_importing_torch():
     assert out.stdout.strip().endswith("False")
 
 
+def test_command_help_is_built_once_then_served_without_lightning(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = ("import sys; from focal_pl.cli import main; main(['validate', '--help']); "
+            "print('LIGHTNING' if 'lightning' in sys.modules else 'LIGHT')")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert "--ckpt_path" in first.stdout and first.stdout.strip().endswith("LIGHTNING")
+    assert second.stdout.strip().endswith("LIGHT")
+    assert second.stdout.rsplit("\n", 2)[0] == first.stdout.rsplit("\n", 2)[0]
+    assert len(list((tmp_path / "focal-pl").glob("help-validate-*.txt"))) == 1
+
+
 def test_bare_config_names_resolve_to_the_shipped_configs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert {"demo.yaml", "vit.yaml", "hrnet.yaml"} <= set(shipped_configs())
@@ -94,11 +106,13 @@ def test_fit_writes_checkpoint_metrics_and_pictures_then_validate_test_predict_a
     assert (folder / "config.yaml").is_file()
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
     assert best.is_file() and best.parent == folder / "checkpoints"
+    last = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 4  # the final state, whatever the best was
     pictures = sorted((folder / "val_images").rglob("*.png"))
     assert {p.parent.name for p in pictures} == {"untrained", "step0000002", "step0000004"}
     assert len(pictures) == 9
     strip = cv2.imread(str(pictures[0]))
-    assert strip.shape[1] == 3 * 64 + 2 * 4  # image | truth | prediction
+    assert strip.shape[1] == 3 * 256 + 2 * 4  # image | truth | prediction, enlarged from 64
 
     # validate the best checkpoint: the same model on the same images gives the same numbers
     again = run("validate", "--ckpt_path", str(best), root=tmp_path)
