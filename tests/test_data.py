@@ -148,3 +148,12 @@ def test_datamodule_batches_train_and_eval_splits():
     with pytest.raises(ValueError, match="no 'test' sources"):
         module.test_dataloader()
     assert isinstance(module.dataset("val"), ForgeryDataset)
+
+
+def test_training_batches_keep_their_size_when_items_are_bad(caplog):
+    module = ForgeryDataModule(train=Flaky(), image_size=32, batch_size=3, num_workers=0)
+    with caplog.at_level("WARNING"):
+        batches = list(module.train_dataloader())
+    assert len(batches) == 3 and all(len(b["name"]) == 3 for b in batches)
+    assert sum(b["skipped"] for b in batches) >= 3
+    assert not {"img_0", "img_3", "img_6"} & {n for b in batches for n in b["name"]}

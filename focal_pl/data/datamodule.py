@@ -2,24 +2,62 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from focal_pl.data.shards import StreamingShards
 from focal_pl.data.sources import ForgerySource
 from focal_pl.data.transforms import Augmentations, image_to_tensor, mask_to_tensor, resize_pair
 
 log = logging.getLogger(__name__)
 
 
+def prepare_item(
+    image: np.ndarray, mask: np.ndarray, name: str, image_size: int,
+    augment: Augmentations | None = None, keep_full_mask: bool = False,
+) -> dict[str, Any]:
+    """A decoded pair -> the item dict of a batch: augmented, resized, as tensors."""
+    item: dict[str, Any] = {"name": name, "skipped": 0}
+    if keep_full_mask:
+        item["mask_full"] = torch.from_numpy(mask.astype(bool))
+    if augment is not None:
+        image, mask = augment(image, mask)
+    image, mask = resize_pair(image, mask, image_size)
+    item["image"] = image_to_tensor(image)
+    item["mask"] = mask_to_tensor(mask)
+    return item
+
+
+class StreamItem:
+    """litdata transform: a stored shard sample -> a batch item (bad data reported and skipped)."""
+
+    def __init__(self, image_size: int, augment: Augmentations | None = None) -> None:
+        self.image_size = image_size
+        self.augment = augment
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        from focal_pl.data.shards import decode_sample
+
+        try:
+            image, mask, meta = decode_sample(sample)
+        except Exception as error:  # noqa: BLE001 - report and skip
+            log.warning("skipping a shard sample: %s", error)
+            return {"skipped": 1}
+        return prepare_item(image, mask, meta["name"], self.image_size, self.augment)
+
+
 class ForgeryDataset(Dataset):
     """One split: concatenated sources, each item augmented (training) and resized to ``image_size``.
 
     An item whose source raises (corrupt file, missing mask, ...) is logged with the file and the
-    reason and comes back as None; ``collate`` drops it and counts it in the batch's ``skipped``.
+    reason and counted in the batch's ``skipped``. In training another item takes its place, so
+    that batches keep their size (and DDP ranks their step count); in evaluation it is left out.
     Evaluation items also carry the mask at the image's own resolution (``mask_full``), since the
     metrics are scored there.
     """
@@ -30,6 +68,8 @@ class ForgeryDataset(Dataset):
         image_size: int,
         augment: Augmentations | None = None,
         keep_full_mask: bool = False,
+        substitute: bool = False,
+        max_substitutes: int = 16,
     ) -> None:
         if not sources:
             raise ValueError("a split needs at least one source")
@@ -38,18 +78,18 @@ class ForgeryDataset(Dataset):
         self.image_size = image_size
         self.augment = augment
         self.keep_full_mask = keep_full_mask
+        self.substitute = substitute
+        self.max_substitutes = max_substitutes
 
     def __len__(self) -> int:
         return len(self.data)
 
     def _locate(self, index: int) -> tuple[ForgerySource, int]:
-        import bisect
-
         which = bisect.bisect_right(self.data.cumulative_sizes, index)
         start = self.data.cumulative_sizes[which - 1] if which else 0
         return self.sources[which], index - start
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def _read(self, index: int) -> dict[str, Any]:
         source, local = self._locate(index)
         try:
             image, mask, meta = source.load(local)
@@ -58,23 +98,34 @@ class ForgeryDataset(Dataset):
                     f"image {image.shape} and mask {mask.shape} do not form an H x W x 3 / H x W pair"
                 )
         except Exception as error:  # a bad item must not stop a run hours in: report and skip
-            log.warning("skipping %s: %s", source.describe(local), error)
-            return None
-        item: dict[str, Any] = {"name": str(meta.get("name", source.describe(local)))}
-        if self.keep_full_mask:
-            item["mask_full"] = torch.from_numpy(mask.astype(bool))
-        if self.augment is not None:
-            image, mask = self.augment(image, mask)
-        image, mask = resize_pair(image, mask, self.image_size)
-        item["image"] = image_to_tensor(image)
-        item["mask"] = mask_to_tensor(mask)
-        return item
+            where, reason = source.describe(local), str(error)
+            reason = reason[len(where) + 2 :] if reason.startswith(f"{where}: ") else reason
+            log.warning("skipping %s: %s", where, reason)
+            raise _Skipped from error
+        name = str(meta.get("name", source.describe(local)))
+        return prepare_item(image, mask, name, self.image_size, self.augment, self.keep_full_mask)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        tries = 1 + (self.max_substitutes if self.substitute else 0)
+        for attempt in range(tries):
+            candidate = index if attempt == 0 else (index * 7919 + attempt * 104729) % len(self)
+            try:
+                item = self._read(candidate)
+            except _Skipped:
+                continue
+            item["skipped"] = attempt
+            return item
+        return {"skipped": tries}
 
 
-def collate(items: list[dict[str, Any] | None]) -> dict[str, Any]:
+class _Skipped(Exception):
+    """An item was reported and left out."""
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack images and masks, keep names and full-size masks as lists, count skipped items."""
-    good = [item for item in items if item is not None]
-    batch: dict[str, Any] = {"skipped": len(items) - len(good)}
+    good = [item for item in items if "image" in item]
+    batch: dict[str, Any] = {"skipped": sum(item["skipped"] for item in items)}
     if not good:
         return batch
     batch["image"] = torch.stack([item["image"] for item in good])
@@ -95,7 +146,9 @@ class ForgeryDataModule(L.LightningDataModule):
     """Train / validation / test / predict splits, each a list of sources.
 
     Args:
-        train, val, test, predict: sources of each split (any ``ForgerySource``).
+        train, val, test, predict: sources of each split (any ``ForgerySource``); ``train`` may
+            also be ``StreamingShards``: shard folders streamed with weights (litdata), with equal
+            batch counts on every DDP rank and mid-epoch resumption from a checkpoint.
         image_size: side every image is resized to (aspect squashed; the paper: 1024).
         batch_size: training batch size per device.
         eval_batch_size: batch size of the other splits (default: ``batch_size``).
@@ -106,7 +159,7 @@ class ForgeryDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train: ForgerySource | list[ForgerySource] | None = None,
+        train: StreamingShards | ForgerySource | list[ForgerySource] | None = None,
         val: ForgerySource | list[ForgerySource] | None = None,
         test: ForgerySource | list[ForgerySource] | None = None,
         predict: ForgerySource | list[ForgerySource] | None = None,
@@ -118,8 +171,9 @@ class ForgeryDataModule(L.LightningDataModule):
         pin_memory: bool = True,
     ) -> None:
         super().__init__()
+        self.stream = train if isinstance(train, StreamingShards) else None
         self.sources = {
-            "train": _as_list(train), "val": _as_list(val), "test": _as_list(test),
+            "train": [] if self.stream else _as_list(train), "val": _as_list(val), "test": _as_list(test),
             "predict": _as_list(predict),
         }
         self.image_size = image_size
@@ -137,6 +191,7 @@ class ForgeryDataModule(L.LightningDataModule):
         return ForgeryDataset(
             self.sources[split], self.image_size,
             augment=self.augmentations if training else None, keep_full_mask=not training,
+            substitute=training,
         )
 
     def _loader(self, split: str) -> DataLoader:
@@ -153,6 +208,15 @@ class ForgeryDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.stream is not None:
+            from litdata import StreamingDataLoader
+
+            dataset = self.stream.dataset(StreamItem(self.image_size, self.augmentations))
+            return StreamingDataLoader(
+                dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                collate_fn=collate, drop_last=True,
+                pin_memory=self.pin_memory and torch.cuda.is_available(),
+            )
         return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:

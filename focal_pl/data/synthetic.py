@@ -66,7 +66,17 @@ class PhotoPool:
             )
             if len(self.names) < 2:
                 raise ValueError(f"photo pool {base} holds {len(self.names)} images; need >= 2")
+        self.cache = cache
         self._load = lru_cache(maxsize=cache)(self._read)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_load")  # a per-process cache: not sent to workers
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._load = lru_cache(maxsize=self.cache)(self._read)
 
     def __len__(self) -> int:
         return len(self.names)
