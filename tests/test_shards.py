@@ -171,3 +171,55 @@ def test_ddp_streaming_gives_equal_batches_on_two_ranks(shards, tmp_path):
     steps = {int(line.split(",")[1]) for line in metrics.splitlines()[1:] if line.split(",")[2]}
     # 11 items over 2 ranks with batch 2 and drop_last: 2 full batches on each rank
     assert max(steps) + 1 == 2, metrics
+
+
+class NameRecorder:
+    """Lightning callback recording the item names of every training batch."""
+
+    def __init__(self):
+        from lightning.pytorch.callbacks import Callback
+
+        recorder = self
+
+        class _Callback(Callback):
+            def on_train_batch_start(self, trainer, module, batch, batch_idx):
+                recorder.names.append(tuple(batch["name"]))
+
+        self.names: list[tuple[str, ...]] = []
+        self.callback = _Callback()
+
+
+def test_fit_resumes_mid_epoch_from_a_checkpoint(shards, tmp_path):
+    import lightning as L
+
+    from focal_pl.extractors import ForensicCNN
+    from focal_pl.losses import InfoNCELoss
+    from focal_pl.module import FocalModule
+
+    root, _, _ = shards
+
+    def fit(max_steps, ckpt=None, every=None):
+        L.seed_everything(0)
+        recorder = NameRecorder()
+        callbacks = [recorder.callback]
+        if every:
+            from lightning.pytorch.callbacks import ModelCheckpoint
+
+            callbacks.append(ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=every,
+                                             save_top_k=-1, filename="{step}"))
+        trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, callbacks=callbacks,
+                            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                            num_sanity_val_steps=0, enable_checkpointing=bool(every))
+        module = FocalModule(ForensicCNN(width=4, depth=4, out_dim=8), loss=InfoNCELoss(), scheduler=None)
+        data = ForgeryDataModule(train=StreamingShards([str(root / "out")], seed=2), image_size=32,
+                                 batch_size=2, num_workers=0)
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt)
+        return recorder.names
+
+    unbroken = fit(4)
+    first = fit(2, every=2)
+    checkpoint = tmp_path / "ckpt" / "step=2.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert state["loops"]["fit_loop"]["state_dict"]["combined_loader"]  # the loader's position
+    resumed = fit(4, ckpt=str(checkpoint))
+    assert first == unbroken[:2] and resumed == unbroken[2:4]

@@ -94,8 +94,9 @@ def check(sources: list[S.ForgerySource], workers: int = 1, limit: int | None = 
     return report
 
 
-def print_report(report: dict[str, Any], out=sys.stdout) -> int:
+def print_report(report: dict[str, Any], out=None) -> int:
     """Human-readable report; returns the number of problems."""
+    out = out or sys.stdout
     total = 0
     for entry in report["sources"]:
         problems, notes = entry["problems"], entry["notes"]
