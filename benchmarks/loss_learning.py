@@ -114,7 +114,7 @@ def run_group(task: dict) -> list[dict]:
     rows = []
     for variant in args["variants"]:
         torch.manual_seed(seed)
-        model = ForensicCNN(width=32, depth=6, out_dim=64, stride=4)
+        model = ForensicCNN(width=32, depth=6, out_dim=64, stride=4, padding_mode="zeros")
         loss_fn = VARIANTS[variant][0](args["steps"])
         optimizer = torch.optim.Adam(model.parameters(), lr=args["lr"])
         order = torch.Generator().manual_seed(seed)
@@ -180,7 +180,7 @@ def write_markdown(path: Path, table: dict, variants: list[str], meta: dict) -> 
         "",
         f"Machine: {meta['machine']['processor']}, {meta['machine']['cpu_count']} cores, "
         f"torch {meta['machine']['torch']}, {meta['machine']['date']}.",
-        f"Model: ForensicCNN (6 conv layers, 64-d features at 1/4 resolution), trained from scratch; "
+        f"Model: ForensicCNN (6 conv layers, zero padding, 64-d features at 1/4 resolution), trained from scratch; "
         f"{meta['args']['steps']} steps of batch {meta['args']['batch']} at {meta['args']['size']} px, "
         f"Adam lr {meta['args']['lr']}, {len(meta['args']['seeds'])} seeds; synthetic splices "
         f"(donor with its own resampling / noise / JPEG / blur history) from "

@@ -94,6 +94,16 @@ def build_cli_class():
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ClusterEvaluator, "evaluation")
 
+        def _parse_ckpt_path(self) -> None:
+            # Lightning replaces the model config by the checkpoint's hyperparameters, which would
+            # silently drop evaluation-time choices (`--model.init_args.clusterer...`). When the
+            # model is configured, that config wins; the checkpoint's only fills in a missing one.
+            subcommand = self.config.get("subcommand")
+            model = self.config[subcommand].get("model") if subcommand else None
+            if model is not None and model.get("class_path"):
+                return
+            super()._parse_ckpt_path()
+
     return FocalCLI
 
 

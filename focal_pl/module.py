@@ -74,6 +74,12 @@ class FocalModule(L.LightningModule):
 
     # ---------------------------------------------------------------- training
 
+    def on_fit_start(self) -> None:
+        if hasattr(self.loss, "set_total_steps"):
+            total = self.trainer.estimated_stepping_batches
+            if total != float("inf"):
+                self.loss.set_total_steps(int(total))
+
     def _usable(self, batch: dict[str, Any]) -> bool:
         skipped = int(batch.get("skipped", 0))
         if skipped:

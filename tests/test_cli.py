@@ -118,6 +118,11 @@ def test_fit_writes_checkpoint_metrics_and_pictures_then_validate_test_predict_a
     again = run("validate", "--ckpt_path", str(best), root=tmp_path)
     assert again.trainer.callback_metrics["val/f1"].item() == pytest.approx(record["best"]["f1"], abs=1e-6)
 
+    # evaluation-time choices given with a checkpoint are kept (Lightning alone would replace them)
+    kmeans = run("validate", "--ckpt_path", str(best), "--model.init_args.clusterer.init_args.algorithm",
+                 "kmeans", root=tmp_path)
+    assert kmeans.model.clusterer.algorithm == "kmeans"
+
     tested = run("test", "--ckpt_path", str(best), "--data.test", json.dumps(
         [{"class_path": "focal_pl.data.SyntheticForgeries", "init_args": {"length": 4, "size": 64}}]
     ), root=tmp_path)
@@ -138,8 +143,10 @@ def test_fit_writes_checkpoint_metrics_and_pictures_then_validate_test_predict_a
 
 def test_bf16_mixed_precision_by_config_alone(tmp_path):
     cli = run("fit", "--trainer.precision", "bf16-mixed", "--trainer.max_steps", "2",
-              "--trainer.num_sanity_val_steps", "0", root=tmp_path)
+              "--trainer.num_sanity_val_steps", "0",
+              "--model.init_args.loss.init_args.warmup_steps", "0.5", root=tmp_path)
     assert cli.trainer.precision == "bf16-mixed"
+    assert cli.model.loss.warmup_until == 1  # half of the 2 steps, resolved when fitting starts
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
     assert 0.0 <= cli.trainer.callback_metrics["val/f1"].item() <= 1.0
 

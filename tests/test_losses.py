@@ -159,6 +159,14 @@ def test_warmup_uses_hard_labels_until_its_step():
     loss.step = 10
     assert torch.allclose(loss(features, masks), soft)
     assert not torch.allclose(hard, soft)
+    fraction = SoftContrastiveLoss(warmup_steps=0.25)
+    fraction.set_total_steps(400)
+    fraction.step = 99
+    assert not fraction.uses_soft_weights()
+    fraction.step = 100
+    assert fraction.uses_soft_weights()
+    with pytest.raises(ValueError, match="warmup_steps"):
+        SoftContrastiveLoss(warmup_steps=2.5)
 
 
 @pytest.mark.parametrize("make", ALL_LOSSES)

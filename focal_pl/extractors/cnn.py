@@ -8,9 +8,16 @@ from torch import Tensor, nn
 class ForensicCNN(nn.Module):
     """Plain 3x3 conv stack that keeps full resolution first (where noise traces live), then
     halves it ``log2(stride)`` times and projects to ``out_dim``: B x 3 x H x W -> B x out_dim x H/s x W/s.
+
+    ``padding_mode="reflect"`` (default) keeps the image border's features like the interior's;
+    with zero padding an untrained or briefly trained net gives the border a feature cluster of
+    its own, which the clustering then calls forged.
     """
 
-    def __init__(self, width: int = 32, depth: int = 6, out_dim: int = 64, stride: int = 4) -> None:
+    def __init__(
+        self, width: int = 32, depth: int = 6, out_dim: int = 64, stride: int = 4,
+        padding_mode: str = "reflect",
+    ) -> None:
         super().__init__()
         downs = stride.bit_length() - 1
         if stride < 1 or 1 << downs != stride:
@@ -23,7 +30,7 @@ class ForensicCNN(nn.Module):
             step = 2 if 0 < i <= downs else 1
             out = width * (2 if i > downs else 1)
             layers += [
-                nn.Conv2d(channels, out, 3, stride=step, padding=1, bias=False),
+                nn.Conv2d(channels, out, 3, stride=step, padding=1, bias=False, padding_mode=padding_mode),
                 nn.BatchNorm2d(out),
                 nn.ReLU(inplace=True),
             ]

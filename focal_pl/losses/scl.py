@@ -125,7 +125,9 @@ class SoftContrastiveLoss(nn.Module):
             class, weighted by its coefficient for that class (FOCAL.md, "Which W the loss uses").
         scope: ``"image"`` (eq. 10) or ``"batch"`` (all pixels of the batch pooled as one image).
         max_iter, tol: stopping rule of the coefficient rounds.
-        warmup_steps: use hard W while ``step < warmup_steps``; the training loop sets ``step``.
+        warmup_steps: use hard W while ``step < warmup_steps``; a value in (0, 1) is a fraction of
+            the run's training steps (FocalModule resolves it when fitting starts). The training
+            loop sets ``step``.
     """
 
     def __init__(
@@ -137,7 +139,7 @@ class SoftContrastiveLoss(nn.Module):
         scope: Literal["image", "batch"] = "image",
         max_iter: int = 1,
         tol: float = 1e-4,
-        warmup_steps: int = 0,
+        warmup_steps: float = 0,
     ) -> None:
         super().__init__()
         _check_fuzziness(fuzziness, max_iter)
@@ -147,6 +149,8 @@ class SoftContrastiveLoss(nn.Module):
             raise ValueError(f"scope must be 'image' or 'batch', got {scope!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if warmup_steps < 0 or (warmup_steps >= 1 and not float(warmup_steps).is_integer()):
+            raise ValueError(f"warmup_steps must be a step count or a fraction in (0, 1), got {warmup_steps}")
         self.temperature = temperature
         self.fuzziness = fuzziness
         self.soft = soft
@@ -155,7 +159,13 @@ class SoftContrastiveLoss(nn.Module):
         self.max_iter = max_iter
         self.tol = tol
         self.warmup_steps = warmup_steps
+        self.warmup_until = int(warmup_steps) if warmup_steps >= 1 or warmup_steps == 0 else 0
         self.step = 0
+
+    def set_total_steps(self, total: int) -> None:
+        """Resolve a fractional ``warmup_steps`` against the run's number of training steps."""
+        if 0 < self.warmup_steps < 1:
+            self.warmup_until = int(round(self.warmup_steps * total))
 
     def extra_repr(self) -> str:
         return (
@@ -166,7 +176,7 @@ class SoftContrastiveLoss(nn.Module):
 
     def uses_soft_weights(self) -> bool:
         """Whether this call uses soft W (False during the hard-label warm-up)."""
-        return self.soft and self.step >= self.warmup_steps
+        return self.soft and self.step >= self.warmup_until
 
     def coefficients_for(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """W (no gradient) and centers (with gradient through the features) for ``B x N x C``."""
