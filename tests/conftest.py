@@ -7,7 +7,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+import os
+
+# ../shared/data beside the checkout (real samples for the readers); FOCAL_SHARED_DATA overrides it
+SHARED_DATA = Path(os.environ.get("FOCAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.fixture(autouse=True)

@@ -327,3 +327,15 @@ def test_scl_on_a_65536_pixel_image_runs_in_bounded_memory(rule):
     # an N x N float32 similarity matrix alone would be 16 GiB; the O(N C) loss needs tens of MiB
     assert probe["finite"] and np.isfinite(probe["loss"])
     assert probe["grown_kib"] < 512 * 1024, probe
+
+
+def test_collapsed_features_sit_at_two_log_two_for_scl_but_high_for_nce():
+    """SCL has one negative per query: identical features give s+ = s- and L = 2 ln 2, a plateau
+    (README: on weak traces every SCL variant can stall there; NCE's many negatives keep it high)."""
+    masks = torch.zeros(2, 1, 8, 8)
+    masks[:, :, :3] = 1.0
+    collapsed = torch.ones(2, 16, 8, 8)
+    for loss in (SoftContrastiveLoss(), SoftContrastiveLoss(soft=False), SoftContrastiveLoss(coefficients="fcm")):
+        assert loss(collapsed, masks).item() == pytest.approx(2 * np.log(2), rel=1e-5)
+    forged = 24  # NCE: the positive and 24 equal negatives: ln(1 + 24)
+    assert InfoNCELoss()(collapsed, masks).item() == pytest.approx(np.log(1 + forged), rel=1e-5)
