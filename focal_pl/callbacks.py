@@ -154,6 +154,9 @@ class ClusterEvaluator(Callback):
         if self.metrics_file:
             lines.append(f"metrics: {self.run_dir(trainer) / self.metrics_file}")
         lines.append(f"pictures: {self.run_dir(trainer) / 'val_images'}")
+        skipped = getattr(trainer.lightning_module, "skipped_items", 0)
+        if skipped:
+            lines.append(f"skipped {skipped} unreadable item(s) on this rank; the warnings above name them")
         return "\n".join(lines)
 
     def state_dict(self) -> dict[str, Any]:

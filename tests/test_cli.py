@@ -162,3 +162,24 @@ def test_ddp_on_two_cpu_processes_by_config_alone(tmp_path):
     record = json.loads(next(tmp_path.rglob("metrics.json")).read_text())
     # each rank clusters 3 of the 6 validation images; the synced means count all 6
     assert record["untrained"]["images"] == 6 and record["final"]["images"] == 6
+
+
+def test_a_run_reports_the_unreadable_items_it_skipped(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "data" / "images"
+    images.mkdir(parents=True)
+    (tmp_path / "data" / "masks").mkdir()
+    for i in range(8):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(images / f"{i}.png")
+        mask = np.zeros((64, 64), np.uint8)
+        mask[8:30, 10:40] = 255
+        Image.fromarray(mask).save(tmp_path / "data" / "masks" / f"{i}.png")
+    (images / "8.png").write_bytes(b"")  # an empty file among them
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "data" / "masks" / "8.png")
+    source = json.dumps([{"class_path": "focal_pl.data.sources.FolderPairs", "init_args": {"images": str(images)}}])
+    run("fit", "--data.train", source, "--data.val", source, "--trainer.max_steps", "2",
+        "--trainer.num_sanity_val_steps", "0", root=tmp_path)
+    out = capsys.readouterr().out
+    assert "skipped" in out and "unreadable item(s)" in out

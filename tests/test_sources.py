@@ -212,3 +212,33 @@ def test_list_formats_catnet_benco_focal(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="bad.json: not valid JSON"):
         len(BenCoJson(str(tmp_path / "bad.json")))
+
+
+def test_a_mix_with_repeat_factors_is_one_yaml_list(tmp_path):
+    from jsonargparse import ArgumentParser
+
+    from focal_pl.data import ForgeryDataModule
+
+    casia, imd = tmp_path / "CASIA2", tmp_path / "IMD2020"
+    save(casia / "Tp" / "Tp_D_CRN_S_N_ani00001_ani00002_10001.png", photo())
+    save(casia / "gt" / "Tp_D_CRN_S_N_ani00001_ani00002_10001_gt.png", box_mask())
+    save(imd / "abc" / "x_0.png", photo(seed=1))
+    save(imd / "abc" / "x_0_mask.png", box_mask())
+    config = f"""
+image_size: 32
+num_workers: 0
+train:
+  - class_path: focal_pl.data.sources.CASIA
+    init_args: {{root: {casia}, repeat: 40}}
+  - class_path: focal_pl.data.sources.IMD2020
+    init_args: {{root: {imd}, repeat: 20}}
+"""
+    parser = ArgumentParser()
+    parser.add_class_arguments(ForgeryDataModule, "data")
+    (tmp_path / "data.yaml").write_text(config)
+    parsed = parser.parse_args(["--data", str(tmp_path / "data.yaml")])
+    module = parser.instantiate_classes(parsed).data
+    dataset = module.dataset("train")
+    assert len(dataset) == 60
+    names = {Path(dataset[i]["name"]).parent.name for i in range(len(dataset))}
+    assert names == {"Tp", "abc"}
