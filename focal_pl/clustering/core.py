@@ -36,6 +36,9 @@ class Clusterer:
         grid: cluster on a grid of at most this side (feature maps above it are average-pooled),
             e.g. 64 for HRNet's 256 x 256 maps, whose 65536 points exact HDBSCAN cannot take;
             None clusters the map as it is. The mask then has the pooled grid's size.
+        backend: HDBSCAN's implementation: torch (exact, fast: dense distances by matrix product,
+            scikit-learn's own tree code) or sklearn (the public class).
+        device: where the torch backend computes distances (cpu, cuda).
     """
 
     def __init__(
@@ -47,9 +50,13 @@ class Clusterer:
         allow_single_cluster: bool = False,
         seed: int = 0,
         grid: int | None = None,
+        backend: Literal["torch", "sklearn"] = "torch",
+        device: str = "cpu",
     ) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        if backend not in ("torch", "sklearn"):
+            raise ValueError(f"backend must be 'torch' or 'sklearn', got {backend!r}")
         if noise not in ("nearest", "forged", "pristine"):
             raise ValueError(f"noise must be 'nearest', 'forged' or 'pristine', got {noise!r}")
         self.algorithm = algorithm
@@ -59,6 +66,8 @@ class Clusterer:
         self.allow_single_cluster = allow_single_cluster
         self.seed = seed
         self.grid = grid
+        self.backend = backend
+        self.device = device
 
     def __repr__(self) -> str:
         return (
@@ -74,7 +83,7 @@ class Clusterer:
         rows = feature_rows(features)
         labels = cluster_labels(
             rows, self.algorithm, self.min_cluster_size, self.min_samples,
-            self.allow_single_cluster, self.seed,
+            self.allow_single_cluster, self.seed, self.backend, self.device,
         )
         forged, center = forged_from_labels(rows, labels, self.noise)
         score = pristine_distance_score(rows, center)
