@@ -87,12 +87,16 @@ def build_cli_class():
     from lightning.pytorch.cli import LightningCLI
 
     from focal_pl.callbacks import ClusterEvaluator
+    from focal_pl.evaluation.callbacks import PredictionWriter, TestReport
 
     class FocalCLI(LightningCLI):
-        """LightningCLI with the clustering evaluation always on (configured under ``evaluation``)."""
+        """LightningCLI with the clustering evaluation always on: validation (``evaluation``), the
+        test report (``testing``) and the prediction writer (``prediction``)."""
 
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ClusterEvaluator, "evaluation")
+            parser.add_lightning_class_args(TestReport, "testing")
+            parser.add_lightning_class_args(PredictionWriter, "prediction")
 
         def _parse_ckpt_path(self) -> None:
             # Lightning replaces the model config by the checkpoint's hyperparameters, which would

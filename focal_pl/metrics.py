@@ -19,7 +19,9 @@ def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
 
 
 def pixel_scores(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
-    """One image's bool/0-1 masks (same shape) -> {"f1", "f1_forged", "f1_pristine", "iou"}."""
+    """One image's bool/0-1 masks (same shape) -> {"f1", "f1_forged", "f1_pristine",
+    "f1_permuted", "iou"}. ``f1_permuted`` is TruFor's: the forged-class F1 of the mask or of its
+    inverse, whichever is higher."""
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and truth {tuple(target.shape)} differ")
     tp, fp, tn, fn, _ = binary_stat_scores(
@@ -27,12 +29,40 @@ def pixel_scores(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
     ).double()
     f1_forged = _ratio(2 * tp, 2 * tp + fp + fn)
     f1_pristine = _ratio(2 * tn, 2 * tn + fn + fp)
+    f1_inverted = _ratio(2 * fn, 2 * fn + tn + tp)  # the inverse mask's forged-class F1
     return {
         "f1": (f1_forged + f1_pristine) / 2,
         "f1_forged": f1_forged,
         "f1_pristine": f1_pristine,
+        "f1_permuted": torch.maximum(f1_forged, f1_inverted),
         "iou": _ratio(tp, tp + fp + fn),
     }
+
+
+def score_auc(score: Tensor, target: Tensor) -> float:
+    """Exact pixel AUC of a uint8 score map (0-255) against a bool truth; NaN when the truth holds
+    one class only. Ties count one half, as in scikit-learn's ``roc_auc_score``."""
+    if score.dtype != torch.uint8:
+        raise ValueError(f"score must be a uint8 map (quantized to 256 levels), got {score.dtype}")
+    truth = target.flatten().bool()
+    values = score.flatten().long()
+    positives = torch.bincount(values[truth], minlength=256).double()
+    negatives = torch.bincount(values[~truth], minlength=256).double()
+    n_pos, n_neg = positives.sum(), negatives.sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    below = torch.cumsum(negatives, 0) - negatives  # negatives strictly below each level
+    wins = (positives * below).sum() + 0.5 * (positives * negatives).sum()
+    return float(wins / (n_pos * n_neg))
+
+
+def image_auc(scores: list[float], forged: list[bool]) -> float:
+    """AUC of image-level scores (forged = positive); NaN without both kinds of image."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(set(forged)) < 2:
+        return float("nan")
+    return float(roc_auc_score(forged, scores))
 
 
 class ForgeryLocalizationMetrics(Metric):

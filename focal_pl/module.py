@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from focal_pl.clustering import Clusterer
+from focal_pl.extractors.fusion import FusedExtractor
 from focal_pl.losses import SoftContrastiveLoss
 
 log = logging.getLogger(__name__)
@@ -109,23 +110,28 @@ class FocalModule(L.LightningModule):
         if not self._usable(batch):
             return None
         features = self.extractor(batch["image"])
-        loss = self.loss(features, batch["mask"])
-        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=len(features))
+        if not isinstance(self.extractor, FusedExtractor):  # fused members were trained already
+            loss = self.loss(features, batch["mask"])
+            self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=len(features))
         return {"features": features.detach()}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:
         return self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:
+    def test_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor] | None:
+        """Features of a test batch (``TestReport`` scores them); one loader per test set."""
         return self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        """Per image: its name, the forged mask and the score map at feature resolution."""
-        features = self.extractor(batch["image"])
+        """Per image: its name, features, and the forged mask and score map on the feature grid."""
+        features = self.extractor(batch["image"]).float().cpu()
+        splits = getattr(self.extractor, "member_channels", None)
         out = []
         for name, fmap in zip(batch["name"], features):
-            mask, score = self.clusterer(fmap)
-            out.append({"name": name, "mask": mask, "score": score})
+            mask, score = self.clusterer(fmap, splits)
+            out.append({"name": name, "mask": mask, "score": score, "features": fmap})
         return out
 
     # ---------------------------------------------------------------- optimization

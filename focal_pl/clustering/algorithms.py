@@ -6,6 +6,7 @@ ablation. All are scikit-learn's, seeded so that a run is reproducible.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -48,9 +49,13 @@ def cluster_labels(
         if n < size or (min_samples or size) > n:
             return np.full(n, -1, dtype=np.int64)
         if backend == "torch":
-            from focal_pl.clustering.fast_hdbscan import hdbscan_labels
-
-            return hdbscan_labels(rows, size, min_samples, allow_single_cluster, device=device)
+            try:
+                from focal_pl.clustering.fast_hdbscan import hdbscan_labels
+            except ImportError as error:  # scikit-learn moved its private tree code
+                warnings.warn(f"fast HDBSCAN unavailable ({error}); using scikit-learn's public class",
+                              stacklevel=2)
+            else:
+                return hdbscan_labels(rows, size, min_samples, allow_single_cluster, device=device)
         if backend != "sklearn":
             raise ValueError(f"backend must be 'torch' or 'sklearn', got {backend!r}")
         model = cluster.HDBSCAN(

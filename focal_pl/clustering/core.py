@@ -39,6 +39,9 @@ class Clusterer:
         backend: HDBSCAN's implementation: torch (exact, fast: dense distances by matrix product,
             scikit-learn's own tree code) or sklearn (the public class).
         device: where the torch backend computes distances (cpu, cuda).
+        fusion: for a ``FusedExtractor``'s features: ``features`` clusters the concatenation (the
+            paper's feature-level fusion); ``union`` / ``intersection`` cluster each member alone
+            and combine the masks (the naive result-level fusion it is compared with).
     """
 
     def __init__(
@@ -52,7 +55,10 @@ class Clusterer:
         grid: int | None = None,
         backend: Literal["torch", "sklearn"] = "torch",
         device: str = "cpu",
+        fusion: Literal["features", "union", "intersection"] = "features",
     ) -> None:
+        if fusion not in ("features", "union", "intersection"):
+            raise ValueError(f"fusion must be features, union or intersection, got {fusion!r}")
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         if backend not in ("torch", "sklearn"):
@@ -68,16 +74,25 @@ class Clusterer:
         self.grid = grid
         self.backend = backend
         self.device = device
+        self.fusion = fusion
 
     def __repr__(self) -> str:
-        return (
-            f"Clusterer(algorithm={self.algorithm!r}, min_cluster_size={self.min_cluster_size}, "
-            f"min_samples={self.min_samples}, noise={self.noise!r}, "
-            f"allow_single_cluster={self.allow_single_cluster}, grid={self.grid})"
-        )
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("seed", "device"))
+        return f"Clusterer({settings})"
 
-    def __call__(self, features: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
-        """Features C x h x w -> (forged mask bool h x w, score float h x w in [0, 1]) on the CPU."""
+    def __call__(
+        self, features: Tensor | np.ndarray, splits: list[int] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Features C x h x w -> (forged mask bool h x w, score float h x w in [0, 1]) on the CPU.
+        ``splits``: the channels of each fused member (``FusedExtractor.member_channels``)."""
+        if self.fusion != "features" and splits and len(splits) > 1:
+            parts = [self._one(part) for part in torch.as_tensor(features).split(splits, dim=0)]
+            masks = torch.stack([m for m, _ in parts])
+            mask = masks.any(0) if self.fusion == "union" else masks.all(0)
+            return mask, torch.stack([s for _, s in parts]).mean(0)
+        return self._one(features)
+
+    def _one(self, features: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
         features = pool_to_grid(features, self.grid)
         h, w = features.shape[-2:]
         rows = feature_rows(features)

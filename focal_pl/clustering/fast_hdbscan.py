@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.cluster._hdbscan._linkage import mst_from_mutual_reachability
+from sklearn.cluster._hdbscan._tree import tree_to_labels
+from sklearn.cluster._hdbscan.hdbscan import _process_mst
 from torch import Tensor
 
 
@@ -51,10 +54,6 @@ def hdbscan_labels(
     ``dtype=torch.float64`` (default) matches scikit-learn's double-precision distances; float32 is
     faster (and what a GPU wants) but near-ties may then be ordered differently.
     """
-    from sklearn.cluster._hdbscan._linkage import mst_from_mutual_reachability
-    from sklearn.cluster._hdbscan._tree import tree_to_labels
-    from sklearn.cluster._hdbscan.hdbscan import _process_mst
-
     data = torch.as_tensor(rows).to(device=device, dtype=dtype)
     n = data.shape[0]
     samples = min_cluster_size if min_samples is None else min_samples

@@ -22,6 +22,7 @@ _EXPORTS = {
     "MISD": "focal_pl.data.sources",
     "FaceForensics": "focal_pl.data.sources",
     "FolderPairs": "focal_pl.data.sources",
+    "ImageFolder": "focal_pl.data.sources",
     "CatNetList": "focal_pl.data.sources",
     "BenCoJson": "focal_pl.data.sources",
     "FocalNpy": "focal_pl.data.sources",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from focal_pl.data.degradations import Degradation, robustness_grid
 from focal_pl.data.shards import StreamingShards
 from focal_pl.data.sources import ForgerySource
 from focal_pl.data.transforms import Augmentations, image_to_tensor, mask_to_tensor, resize_pair
@@ -21,9 +23,14 @@ log = logging.getLogger(__name__)
 def prepare_item(
     image: np.ndarray, mask: np.ndarray, name: str, image_size: int,
     augment: Augmentations | None = None, keep_full_mask: bool = False,
+    degradation: Degradation | None = None, truth: bool = True,
 ) -> dict[str, Any]:
-    """A decoded pair -> the item dict of a batch: augmented, resized, as tensors."""
-    item: dict[str, Any] = {"name": name, "skipped": 0}
+    """A decoded pair -> the item dict of a batch: (degraded,) augmented, resized, as tensors.
+    ``size`` is the image's own size, at which evaluation scores; ``truth`` says whether the mask
+    is a ground truth (False for a user's images without masks)."""
+    if degradation is not None:
+        image, mask = degradation(image, mask, name)
+    item: dict[str, Any] = {"name": name, "skipped": 0, "size": image.shape[:2], "truth": truth}
     if keep_full_mask:
         item["mask_full"] = torch.from_numpy(mask.astype(bool))
     if augment is not None:
@@ -70,6 +77,7 @@ class ForgeryDataset(Dataset):
         keep_full_mask: bool = False,
         substitute: bool = False,
         max_substitutes: int = 16,
+        degradation: Degradation | None = None,
     ) -> None:
         if not sources:
             raise ValueError("a split needs at least one source")
@@ -80,6 +88,7 @@ class ForgeryDataset(Dataset):
         self.keep_full_mask = keep_full_mask
         self.substitute = substitute
         self.max_substitutes = max_substitutes
+        self.degradation = degradation
 
     def __len__(self) -> int:
         return len(self.data)
@@ -103,7 +112,8 @@ class ForgeryDataset(Dataset):
             log.warning("skipping %s: %s", where, reason)
             raise _Skipped from error
         name = str(meta.get("name", source.describe(local)))
-        return prepare_item(image, mask, name, self.image_size, self.augment, self.keep_full_mask)
+        return prepare_item(image, mask, name, self.image_size, self.augment, self.keep_full_mask,
+                            self.degradation, bool(meta.get("truth", True)))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         tries = 1 + (self.max_substitutes if self.substitute else 0)
@@ -131,9 +141,23 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch["image"] = torch.stack([item["image"] for item in good])
     batch["mask"] = torch.stack([item["mask"] for item in good])
     batch["name"] = [item["name"] for item in good]
+    batch["size"] = [tuple(item["size"]) for item in good]
+    batch["truth"] = [item["truth"] for item in good]
     if "mask_full" in good[0]:
         batch["mask_full"] = [item["mask_full"] for item in good]
     return batch
+
+
+def set_names(sources: list[ForgerySource]) -> list[str]:
+    """A unique, readable name per source (its reader name, plus its folder when names repeat)."""
+    base = [getattr(s, "name", type(s).__name__) for s in sources]
+    names = []
+    for source, name in zip(sources, base):
+        if base.count(name) > 1:
+            where = source.where() if hasattr(source, "where") else ""
+            name = f"{name}:{Path(where.split(',')[0].split(' ')[-1]).name or len(names)}"
+        names.append(name)
+    return names
 
 
 def _as_list(sources: ForgerySource | list[ForgerySource] | None) -> list[ForgerySource]:
@@ -155,6 +179,10 @@ class ForgeryDataModule(L.LightningDataModule):
         num_workers: loader processes per device.
         augmentations: training augmentations; None turns them off.
         pin_memory: pin host memory for faster copies to a GPU.
+        test_degradations: degrade the test images, e.g. ``[none, jpeg:70, resize:0.5]``; every
+            test source is evaluated under each (one test loader per source and degradation).
+        robustness: the whole robustness grid (JPEG 100-50, resize 1.0-0.5, blur, noise, the
+            social-network chain) instead of ``test_degradations``.
     """
 
     def __init__(
@@ -169,6 +197,8 @@ class ForgeryDataModule(L.LightningDataModule):
         num_workers: int = 4,
         augmentations: Augmentations | None = None,
         pin_memory: bool = True,
+        test_degradations: list[str] | None = None,
+        robustness: bool = False,
     ) -> None:
         super().__init__()
         self.stream = train if isinstance(train, StreamingShards) else None
@@ -182,7 +212,14 @@ class ForgeryDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.augmentations = augmentations
         self.pin_memory = pin_memory
+        specs = robustness_grid() if robustness else (test_degradations or ["none"])
+        self.degradations = [Degradation.parse(spec) for spec in specs]
 
+    @property
+    def test_sets(self) -> list[tuple[str, str]]:
+        """(data set name, degradation label) of each test loader, in order."""
+        names = set_names(self.sources["test"])
+        return [(name, d.label) for name in names for d in self.degradations]
     def dataset(self, split: str) -> ForgeryDataset:
         """The ``ForgeryDataset`` of a split (raises naming the split when it has no source)."""
         if not self.sources[split]:
@@ -222,8 +259,20 @@ class ForgeryDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per test source and degradation, so that each is scored on its own."""
+        if not self.sources["test"]:
+            raise ValueError("the data module has no 'test' sources: set data.test in the config")
+        loaders = []
+        for source in self.sources["test"]:
+            for degradation in self.degradations:
+                dataset = ForgeryDataset([source], self.image_size, keep_full_mask=True,
+                                         degradation=None if degradation.kind == "none" else degradation)
+                loaders.append(DataLoader(
+                    dataset, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
+                    collate_fn=collate, pin_memory=self.pin_memory and torch.cuda.is_available(),
+                ))
+        return loaders
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")

@@ -107,6 +107,8 @@ class FileSource(ForgerySource):
         include_authentic: also yield the set's authentic images, with all-zero masks.
     """
 
+    has_truth = True  # an image without a mask is authentic (all zero), not unknown
+
     def __init__(self, repeat: int = 1, include_authentic: bool = False) -> None:
         if repeat < 1:
             raise ValueError(f"repeat must be >= 1, got {repeat}")
@@ -146,7 +148,8 @@ class FileSource(ForgerySource):
         image, mask, notes = load_pair(entry, self.name)
         for note in notes:
             log.info("%s: %s", entry.image, note)
-        meta = {"name": str(entry.image), "source": self.name, "authentic": entry.mask is None}
+        meta = {"name": str(entry.image), "source": self.name, "authentic": entry.mask is None,
+                "truth": self.has_truth}
         return image, mask, meta
 
 
@@ -198,6 +201,27 @@ class FolderPairs(FileSource):
             mask = next((masks[image.stem + s] for s in suffixes if image.stem + s in masks), None)
             entries.append(Entry(image, mask, self.rule))
         return entries
+
+
+class ImageFolder(FileSource):
+    """A folder of a user's images to run on, without masks (no truth: no metrics are computed).
+
+    Args:
+        root: folder searched recursively for images.
+    """
+
+    name = "images"
+    has_truth = False
+
+    def __init__(self, root: str) -> None:
+        super().__init__(repeat=1, include_authentic=True)
+        self.root = _root(root, "image folder")
+
+    def where(self) -> str:
+        return str(self.root)
+
+    def scan(self) -> list[Entry]:
+        return [Entry(path, None) for path in find_images(self.root)]
 
 
 # ---------------------------------------------------------------- public data sets

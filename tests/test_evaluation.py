@@ -1,0 +1,202 @@
+"""focal-pl test / predict: the report's numbers recomputed from the saved masks, robustness,
+fusion, the image-level score, degradations, and the prediction page."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.metrics import f1_score, jaccard_score, roc_auc_score
+
+from focal_pl.cli import run_lightning
+from focal_pl.clustering.image_score import heterogeneity
+from focal_pl.data.degradations import Degradation, robustness_grid
+from focal_pl.data.sources import FolderPairs
+from focal_pl.evaluation.report import aggregate
+
+TINY = str(Path(__file__).parent / "configs" / "tiny.yaml")
+
+
+def cli(*args, root):
+    return run_lightning([args[0], "--config", "demo.yaml", "--config", TINY,
+                          "--trainer.logger.init_args.save_dir", str(root), *args[1:]])
+
+
+def folder_pairs(root: Path, n: int = 5, authentic: int = 3) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir(parents=True)
+    for i in range(n + authentic):
+        Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(root / "images" / f"im{i}.png")
+        if i < n:
+            mask = np.zeros((60, 80), np.uint8)
+            mask[10 : 30 + 3 * i, 20:50] = 255
+            Image.fromarray(mask).save(root / "masks" / f"im{i}.png")
+    return root / "images"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    trained = cli("fit", "--trainer.num_sanity_val_steps", "0", root=root)
+    return str(Path(trained.trainer.log_dir) / "checkpoints" / "last.ckpt")
+
+
+def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, tmp_path):
+    images = folder_pairs(tmp_path / "data")
+    sets = json.dumps([
+        {"class_path": "focal_pl.data.sources.FolderPairs", "init_args": {"images": str(images), "include_authentic": True}},
+        {"class_path": "focal_pl.data.SyntheticForgeries", "init_args": {"length": 6, "size": 64, "authentic_fraction": 0.5, "seed": 4}},
+    ])
+    run = cli("test", "--ckpt_path", checkpoint, "--data.test", sets, root=tmp_path)
+    folder = Path(run.trainer.log_dir) / "test"
+    report = json.loads((folder / "results.json").read_text())
+    assert report["resolution"] == "image" and "macro F1" in report["legend"]["f1"]
+    assert {r["set"] for r in report["results"]} == {"folder", "synthetic-4"}
+    assert "forged-class F1" in (folder / "results.md").read_text()
+    truth_of = {}
+    source = FolderPairs(str(images), include_authentic=True)
+    for i in range(len(source)):
+        _, mask, meta = source[i]
+        truth_of[meta["name"]] = mask.astype(bool)
+    from focal_pl.data import SyntheticForgeries
+
+    synthetic = SyntheticForgeries(6, 64, authentic_fraction=0.5, seed=4)
+    for i in range(6):
+        _, mask, meta = synthetic[i]
+        truth_of[meta["name"]] = mask.astype(bool)
+    rows = list(csv.DictReader((folder / "per_image.csv").open()))
+    assert len(rows) == 14
+    by_set: dict[str, list] = {}
+    for row in rows:
+        predicted = np.asarray(Image.open(folder / row["mask_file"])) > 0
+        score = np.asarray(Image.open(folder / row["score_file"]))
+        truth = truth_of[row["name"]]
+        assert predicted.shape == truth.shape == score.shape  # scored at the image's own size
+        recomputed = {"forged_share": predicted.mean()}
+        if truth.any():
+            recomputed.update(
+                f1=f1_score(truth.ravel(), predicted.ravel(), average="macro", zero_division=1.0),
+                f1_forged=f1_score(truth.ravel(), predicted.ravel(), zero_division=1.0),
+                f1_permuted=max(f1_score(truth.ravel(), predicted.ravel(), zero_division=1.0),
+                                f1_score(truth.ravel(), ~predicted.ravel(), zero_division=1.0)),
+                iou=jaccard_score(truth.ravel(), predicted.ravel(), zero_division=1.0),
+                pixel_auc=roc_auc_score(truth.ravel(), score.ravel()),
+            )
+        for key, value in recomputed.items():
+            assert float(row[key]) == pytest.approx(value, abs=1e-9), (row["name"], key)
+        by_set.setdefault(row["set"], []).append((truth.any(), predicted, row))
+    for entry in report["results"]:
+        items = by_set[entry["set"]]
+        forged = [r for is_forged, _, r in items if is_forged]
+        authentic = [p for is_forged, p, _ in items if not is_forged]
+        assert entry["forged_images"] == len(forged) and entry["authentic_images"] == len(authentic)
+        assert entry["f1"] == pytest.approx(np.mean([float(r["f1"]) for r in forged]))
+        assert entry["iou"] == pytest.approx(np.mean([float(r["iou"]) for r in forged]))
+        assert entry["false_alarm_rate"] == pytest.approx(np.mean([p.any() for p in authentic]))
+        decisions = [p.any() == f for f, p, _ in items]
+        assert entry["image_acc"] == pytest.approx(np.mean(decisions))
+
+
+def test_grid_resolution_scores_on_the_feature_grid(checkpoint, tmp_path):
+    images = folder_pairs(tmp_path / "data", n=3, authentic=0)
+    sets = json.dumps([{"class_path": "focal_pl.data.sources.FolderPairs", "init_args": {"images": str(images)}}])
+    run = cli("test", "--ckpt_path", checkpoint, "--data.test", sets, "--testing.resolution", "grid", root=tmp_path)
+    folder = Path(run.trainer.log_dir) / "test"
+    row = next(csv.DictReader((folder / "per_image.csv").open()))
+    assert np.asarray(Image.open(folder / row["mask_file"])).shape == (16, 16)  # 64 px input / 4
+    assert "feature grid" in (folder / "results.md").read_text()
+
+
+def test_robustness_runs_each_set_under_each_degradation_and_plots(checkpoint, tmp_path):
+    sets = json.dumps([{"class_path": "focal_pl.data.SyntheticForgeries", "init_args": {"length": 4, "size": 64, "seed": 8}}])
+    run = cli("test", "--ckpt_path", checkpoint, "--data.test", sets,
+              "--data.test_degradations", "[none, jpeg:50, resize:0.5, osn:48]", root=tmp_path)
+    folder = Path(run.trainer.log_dir) / "test"
+    table = json.loads((folder / "results.json").read_text())["results"]
+    assert [e["degradation"] for e in table] == ["none", "jpeg:50", "resize:0.5", "osn:48"]
+    rows = list(csv.DictReader((folder / "per_image.csv").open()))
+    halves = [np.asarray(Image.open(folder / r["mask_file"])).shape for r in rows if r["degradation"] == "resize:0.5"]
+    full = [np.asarray(Image.open(folder / r["mask_file"])).shape for r in rows if r["degradation"] == "none"]
+    assert all(h == (round(f[0] / 2), round(f[1] / 2)) for h, f in zip(halves, full))
+    assert all(max(np.asarray(Image.open(folder / r["mask_file"])).shape) <= 48 for r in rows
+               if r["degradation"] == "osn:48")
+    assert {p.name for p in folder.glob("robustness_*.png")} == {
+        "robustness_f1.png", "robustness_f1_forged.png", "robustness_iou.png", "robustness_pixel_auc.png"}
+
+
+def test_feature_fusion_of_two_checkpoints_without_retraining(checkpoint, tmp_path):
+    sets = json.dumps([{"class_path": "focal_pl.data.SyntheticForgeries", "init_args": {"length": 3, "size": 64, "seed": 9}}])
+    fused = json.dumps({"class_path": "focal_pl.extractors.FusedExtractor",
+                        "init_args": {"checkpoints": [checkpoint, checkpoint], "resize": "nearest"}})
+    for fusion in ("features", "union", "intersection"):
+        run = cli("test", "--model.init_args.extractor", fused, "--data.test", sets,
+                  "--model.init_args.clusterer.init_args.fusion", fusion, root=tmp_path)
+        assert run.model.extractor.member_channels == [16, 16]
+        table = json.loads((Path(run.trainer.log_dir) / "test" / "results.json").read_text())["results"]
+        assert table[0]["forged_images"] == 3 and 0 <= table[0]["f1"] <= 1
+
+
+def test_predict_writes_masks_overlays_scores_and_one_html_page(checkpoint, tmp_path):
+    images = folder_pairs(tmp_path / "data", n=2, authentic=1)
+    for source, truth in (("ImageFolder", False), ("FolderPairs", True)):
+        args = {"root": str(images)} if source == "ImageFolder" else {"images": str(images), "include_authentic": True}
+        data = json.dumps([{"class_path": f"focal_pl.data.sources.{source}", "init_args": args}])
+        run = cli("predict", "--ckpt_path", checkpoint, "--data.predict", data, root=tmp_path)
+        folder = Path(run.trainer.log_dir) / "predictions"
+        page = (folder / "index.html").read_text()
+        rows = list(csv.DictReader((folder / "scores.csv").open()))
+        assert len(rows) == 3
+        for row in rows:
+            overlay = np.asarray(Image.open(folder / row["overlay_file"]))
+            assert overlay.shape == (60, 80, 3)  # the image's own size
+            assert row["overlay_file"] in page and row["mask_file"] in page
+            assert 0 <= float(row["image_score"]) <= 1
+            assert math.isnan(float(row["f1"])) != truth
+        assert ("forged F1" in page) == truth
+        assert "http" not in page.replace("http-equiv", "")  # nothing fetched from a network
+
+
+def test_heterogeneity_is_higher_for_forged_like_maps():
+    g = torch.Generator().manual_seed(0)
+    base, other = torch.randn(2, 32, generator=g)
+    authentic = base[:, None, None] + 0.4 * torch.randn(32, 32, 32, generator=g)
+    forged = authentic.clone()
+    forged[:, 4:14, 6:16] = other[:, None, None] + 0.4 * torch.randn(32, 10, 10, generator=g)
+    assert heterogeneity(forged) > 3 * heterogeneity(authentic) and heterogeneity(forged) > 0.05
+
+
+def test_degradations_parse_and_act():
+    image = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[5:15, 10:30] = 1
+    jpeg, same = Degradation.parse("jpeg:50")(image, mask)
+    assert jpeg.shape == image.shape and not np.array_equal(jpeg, image) and same is mask
+    small, small_mask = Degradation.parse("resize:0.5")(image, mask)
+    assert small.shape == (20, 30, 3) and small_mask.shape == (20, 30) and small_mask.sum() == 50
+    a, _ = Degradation.parse("noise:7")(image, mask, "x.png")
+    b, _ = Degradation.parse("noise:7")(image, mask, "x.png")
+    assert np.array_equal(a, b) and not np.array_equal(a, image)
+    osn, osn_mask = Degradation.parse("osn:30")(image, mask)
+    assert max(osn.shape[:2]) == 30 and osn_mask.shape == osn.shape[:2]
+    assert Degradation.parse("blur:7").label == "blur:7"
+    grid = robustness_grid()
+    assert grid[0] == "none" and "jpeg:50" in grid and "noise:23" in grid and "osn:1024" in grid
+    with pytest.raises(ValueError, match="unknown degradation"):
+        Degradation.parse("sharpen:2")
+    with pytest.raises(ValueError, match="needs a value"):
+        Degradation.parse("jpeg")
+
+
+def test_aggregate_handles_sets_without_authentic_images():
+    rows = [dict(set="a", degradation="none", truth=True, authentic=False, f1=0.5, f1_forged=0.4,
+                 f1_permuted=0.6, iou=0.3, pixel_auc=float("nan"), image_score=0.2, forged_share=0.1)]
+    entry = aggregate(rows)[0]
+    assert entry["f1"] == 0.5 and math.isnan(entry["pixel_auc"]) and math.isnan(entry["image_auc"])
+    assert math.isnan(entry["false_alarm_rate"]) and math.isnan(entry["image_acc"])
