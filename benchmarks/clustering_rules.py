@@ -1,0 +1,127 @@
+"""Which HDBSCAN labelling rule? Forged-class F1 on forged images and false alarms on authentic ones
+for every (noise rule x allow_single_cluster) pair, and k-means for reference.
+
+Two kinds of input:
+- synthetic FOCAL-like feature maps (64 x 64 x 256: a pristine cluster, one or two forged
+  clusters, stray points; authentic maps have one cluster), as FOCAL.md section 4 measured;
+- with ``--checkpoint``, a trained model's features of synthetic splices and of authentic images.
+
+    python benchmarks/clustering_rules.py [--checkpoint runs/demo/version_0/checkpoints/last.ckpt]
+
+Writes benchmarks/results/clustering_rules.json and .md with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from focal_pl.clustering import Clusterer, resize_mask
+from focal_pl.metrics import pixel_scores
+
+RESULTS = Path(__file__).parent / "results"
+RULES = [(noise, single) for single in (False, True) for noise in ("nearest", "forged", "pristine")]
+
+
+def synthetic_maps(count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(features 256 x 64 x 64, truth 64 x 64) pairs: half forged (1-2 regions), half authentic."""
+    g = np.random.default_rng(seed)
+    maps = []
+    for i in range(count):
+        pristine = g.normal(size=256)
+        spread = g.uniform(0.3, 0.45)
+        features = pristine[:, None, None] + spread * g.normal(size=(256, 64, 64))
+        truth = np.zeros((64, 64), bool)
+        if i % 2 == 0:
+            for _ in range(g.integers(1, 3)):
+                h, w = g.integers(12, 28, 2)
+                y, x = g.integers(0, 64 - h), g.integers(0, 64 - w)
+                region = np.zeros((64, 64), bool)
+                region[y : y + h, x : x + w] = True
+                region &= ~truth
+                features[:, region] = g.normal(size=256)[:, None] + spread * g.normal(size=(256, int(region.sum())))
+                truth |= region
+        stray = g.random((64, 64)) < 0.01
+        features[:, stray] = 2.5 * g.normal(size=(256, int(stray.sum())))
+        maps.append((torch.from_numpy(features).float(), torch.from_numpy(truth)))
+    return maps
+
+
+def model_maps(checkpoint: str, count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A trained model's features of synthetic splices (even items) and authentic images (odd)."""
+    from focal_pl.data import SyntheticForgeries
+    from focal_pl.data.transforms import image_to_tensor, resize_pair
+    from focal_pl.module import FocalModule
+
+    module = FocalModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    forged = SyntheticForgeries(count, 160, kinds=["splice"], seed=seed)
+    authentic = SyntheticForgeries(count, 160, authentic_fraction=1.0, seed=seed + 1)
+    maps = []
+    for i in range(count):
+        image, mask, _ = (forged if i % 2 == 0 else authentic)[i]
+        small, _ = resize_pair(image, mask, 128)
+        with torch.no_grad():
+            features = module.extractor(image_to_tensor(small)[None])[0]
+        maps.append((features, torch.from_numpy(mask.astype(bool))))
+    return maps
+
+
+def evaluate(maps, clusterer: Clusterer) -> dict[str, float]:
+    f1, alarms, area = [], [], []
+    for features, truth in maps:
+        mask, _ = clusterer(features)
+        mask = resize_mask(mask, tuple(truth.shape))
+        if truth.any():
+            f1.append(float(pixel_scores(mask, truth)["f1_forged"]))
+        else:
+            alarms.append(float(mask.any()))
+            area.append(float(mask.float().mean()))
+    return {"forged_f1": float(np.mean(f1)), "false_alarm_rate": float(np.mean(alarms)),
+            "false_alarm_area": float(np.mean(area)), "forged_images": len(f1), "authentic_images": len(alarms)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--maps", type=int, default=40)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    inputs = {"synthetic FOCAL-like maps (64 x 64 x 256, min cluster 200)": (synthetic_maps(args.maps, 0), 200)}
+    if args.checkpoint:
+        inputs[f"demo model features of synthetic images (32 x 32, min cluster 5%)"] = (
+            model_maps(args.checkpoint, args.maps, 500), 0.05)
+    rows = []
+    for label, (maps, size) in inputs.items():
+        for noise, single in RULES:
+            result = evaluate(maps, Clusterer(min_cluster_size=size, noise=noise, allow_single_cluster=single))
+            rows.append({"input": label, "rule": f"noise={noise}, allow_single_cluster={single}", **result})
+            print(json.dumps(rows[-1]), flush=True)
+        rows.append({"input": label, "rule": "k-means (k = 2), for reference",
+                     **evaluate(maps, Clusterer("kmeans"))})
+    machine = {"platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__,
+               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "clustering_rules.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    lines = ["# HDBSCAN labelling rules: forged F1 and false alarms", "",
+             f"Machine: {machine['platform']}, torch {machine['torch']}, {machine['date']}. "
+             f"{args.maps} maps per input, half forged, half authentic. Forged F1 = forged-class F1 "
+             "averaged over forged images; false-alarm rate = share of authentic images with any "
+             "forged pixel; area = mean forged share on authentic images.", ""]
+    for label in inputs:
+        lines += [f"## {label}", "", "| rule | forged F1 | false-alarm rate | false-alarm area |", "|---|---|---|---|"]
+        lines += [f"| {r['rule']} | {r['forged_f1']:.3f} | {r['false_alarm_rate']:.3f} | {r['false_alarm_area']:.3f} |"
+                  for r in rows if r["input"] == label]
+        lines.append("")
+    (RESULTS / "clustering_rules.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
