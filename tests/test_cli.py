@@ -183,3 +183,17 @@ def test_a_run_reports_the_unreadable_items_it_skipped(tmp_path, capsys):
         "--trainer.num_sanity_val_steps", "0", root=tmp_path)
     out = capsys.readouterr().out
     assert "skipped" in out and "unreadable item(s)" in out
+
+
+@pytest.mark.parametrize("data", ["data/paper_mix.yaml", "data/test_sets.yaml"])
+def test_data_configs_lay_over_the_model_configs(data, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["test", "--config", "vit.yaml", "--config", data, "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    if data.endswith("paper_mix.yaml"):
+        train = config["data"]["train"]
+        assert train["class_path"] == "focal_pl.data.StreamingShards" and len(train["init_args"]["paths"]) == 6
+    else:
+        readers = [s["class_path"].rsplit(".", 1)[1] for s in config["data"]["test"]]
+        assert readers == ["Columbia", "Coverage", "CASIA", "NIST16", "MISD", "FaceForensics"]
