@@ -98,6 +98,9 @@ def build_cli_class():
             parser.add_lightning_class_args(TestReport, "testing")
             parser.add_lightning_class_args(PredictionWriter, "prediction")
 
+        def before_instantiate_classes(self) -> None:
+            resolve_last_checkpoint(self.config)
+
         def _parse_ckpt_path(self) -> None:
             # Lightning replaces the model config by the checkpoint's hyperparameters, which would
             # silently drop evaluation-time choices (`--model.init_args.clusterer...`). When the
@@ -109,6 +112,27 @@ def build_cli_class():
             super()._parse_ckpt_path()
 
     return FocalCLI
+
+
+def resolve_last_checkpoint(config) -> None:
+    """``fit --ckpt_path last``: the newest ``last.ckpt`` of this config's runs (its logger's
+    ``save_dir/name/version_*``), continued in that same run folder, so that its metrics, pictures
+    and checkpoints carry on where the interrupted run stopped. Left as is when none exists."""
+    subcommand = config.get("subcommand")
+    if subcommand != "fit" or config[subcommand].get("ckpt_path") != "last":
+        return
+    logger = config[subcommand].trainer.get("logger")
+    args = getattr(logger, "init_args", None) if logger is not None and not isinstance(logger, (bool, list)) else None
+    if args is None or not args.get("save_dir"):
+        return
+    base = Path(args.save_dir) / (args.get("name") or "lightning_logs")
+    found = sorted(base.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        return
+    config[subcommand].ckpt_path = str(found[-1])
+    version = found[-1].parent.parent.name.removeprefix("version_")
+    args.version = int(version) if version.isdigit() else version
+    print(f"resuming from {found[-1]}")
 
 
 def run_lightning(argv: list[str]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from focal_pl.data.degradations import Degradation, robustness_grid
+from focal_pl.data.sampling import ResumableDataLoader, ResumableSampler, decode_index
 from focal_pl.data.shards import StreamingShards
 from focal_pl.data.sources import ForgerySource
 from focal_pl.data.transforms import Augmentations, image_to_tensor, mask_to_tensor, resize_pair
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 def prepare_item(
     image: np.ndarray, mask: np.ndarray, name: str, image_size: int,
     augment: Augmentations | None = None, keep_full_mask: bool = False,
-    degradation: Degradation | None = None, truth: bool = True,
+    degradation: Degradation | None = None, truth: bool = True, seed: int | None = None,
 ) -> dict[str, Any]:
     """A decoded pair -> the item dict of a batch: (degraded,) augmented, resized, as tensors.
     ``size`` is the image's own size, at which evaluation scores; ``truth`` says whether the mask
@@ -34,7 +36,7 @@ def prepare_item(
     if keep_full_mask:
         item["mask_full"] = torch.from_numpy(mask.astype(bool))
     if augment is not None:
-        image, mask = augment(image, mask)
+        image, mask = augment(image, mask, seed)
     image, mask = resize_pair(image, mask, image_size)
     item["image"] = image_to_tensor(image)
     item["mask"] = mask_to_tensor(mask)
@@ -78,6 +80,7 @@ class ForgeryDataset(Dataset):
         substitute: bool = False,
         max_substitutes: int = 16,
         degradation: Degradation | None = None,
+        seed: int = 0,
     ) -> None:
         if not sources:
             raise ValueError("a split needs at least one source")
@@ -89,6 +92,7 @@ class ForgeryDataset(Dataset):
         self.substitute = substitute
         self.max_substitutes = max_substitutes
         self.degradation = degradation
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.data)
@@ -98,7 +102,7 @@ class ForgeryDataset(Dataset):
         start = self.data.cumulative_sizes[which - 1] if which else 0
         return self.sources[which], index - start
 
-    def _read(self, index: int) -> dict[str, Any]:
+    def _read(self, index: int, epoch: int = 0) -> dict[str, Any]:
         source, local = self._locate(index)
         try:
             image, mask, meta = source.load(local)
@@ -112,15 +116,17 @@ class ForgeryDataset(Dataset):
             log.warning("skipping %s: %s", where, reason)
             raise _Skipped from error
         name = str(meta.get("name", source.describe(local)))
+        seed = hash((self.seed, epoch, index)) if self.augment is not None else None
         return prepare_item(image, mask, name, self.image_size, self.augment, self.keep_full_mask,
-                            self.degradation, bool(meta.get("truth", True)))
+                            self.degradation, bool(meta.get("truth", True)), seed)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        epoch, index = decode_index(index, len(self))  # ResumableSampler's indices carry the epoch
         tries = 1 + (self.max_substitutes if self.substitute else 0)
         for attempt in range(tries):
             candidate = index if attempt == 0 else (index * 7919 + attempt * 104729) % len(self)
             try:
-                item = self._read(candidate)
+                item = self._read(candidate, epoch)
             except _Skipped:
                 continue
             item["skipped"] = attempt
@@ -228,7 +234,7 @@ class ForgeryDataModule(L.LightningDataModule):
         return ForgeryDataset(
             self.sources[split], self.image_size,
             augment=self.augmentations if training else None, keep_full_mask=not training,
-            substitute=training,
+            substitute=training, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
         )
 
     def _loader(self, split: str) -> DataLoader:
@@ -254,7 +260,15 @@ class ForgeryDataModule(L.LightningDataModule):
                 collate_fn=collate, drop_last=True,
                 pin_memory=self.pin_memory and torch.cuda.is_available(),
             )
-        return self._loader("train")
+        dataset = self.dataset("train")
+        trainer = getattr(self, "trainer", None)
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(dataset, num_replicas=replicas, rank=rank, seed=dataset.seed)
+        return ResumableDataLoader(
+            dataset, sampler, batch_size=self.batch_size, drop_last=True, num_workers=self.num_workers,
+            collate_fn=collate, pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

@@ -69,14 +69,21 @@ class Augmentations:
         self.pipeline = A.Compose(steps, p=p)
         self._seeded_with: int | None = None
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Albumentations keeps its own generator: forked loader workers would all copy one state
-        # and augment alike. Reseed from torch's per-worker seed (distinct per worker and epoch,
-        # and derived from the run's seed, so runs stay reproducible).
-        seed = torch.initial_seed() % 2**32
-        if seed != self._seeded_with:
-            self.pipeline.set_random_seed(seed)
-            self._seeded_with = seed
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, seed: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Augment one pair. With ``seed`` (the training loader passes one per item and epoch) the
+        result does not depend on which worker runs it, so an interrupted run can be resumed
+        exactly. Without, albumentations' generator is reseeded from torch's per-worker seed:
+        forked workers would otherwise all copy one state and augment alike."""
+        if seed is not None:
+            self.pipeline.set_random_seed(seed % 2**32)
+            self._seeded_with = None
+        else:
+            seed = torch.initial_seed() % 2**32
+            if seed != self._seeded_with:
+                self.pipeline.set_random_seed(seed)
+                self._seeded_with = seed
         out = self.pipeline(image=image, mask=mask)
         return out["image"], out["mask"]
 

@@ -1,0 +1,1 @@
+"""Test-only Lightning callbacks, importable by the subprocesses the tests start."""
