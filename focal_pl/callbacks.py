@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from focal_pl.clustering import resize_mask
 from focal_pl.metrics import ForgeryLocalizationMetrics, pixel_scores
+from focal_pl.runs import run_dir
 from focal_pl.visualize import save_rgb, side_by_side
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,12 @@ class ClusterEvaluator(Callback):
         self._drawn = 0
         self._started = 0.0
         self._run_dir = Path(".")
+        self._pictures: list[tuple[Any, str]] = []
 
     # ---------------------------------------------------------------- where results go
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        # trainer.log_dir is a collective call under DDP: read it here, where every rank is
-        self._run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        self._run_dir = run_dir(trainer)  # collective under DDP: here, where every rank is
 
     def run_dir(self, trainer: L.Trainer) -> Path:
         """The run folder (the logger's log_dir), fixed at setup."""
@@ -71,6 +72,7 @@ class ClusterEvaluator(Callback):
         self.metrics = self.metrics.to(pl_module.device)
         self.metrics.reset()
         self._drawn = 0
+        self._pictures = []
         self._started = time.perf_counter()
 
     def on_validation_batch_end(
@@ -100,6 +102,7 @@ class ClusterEvaluator(Callback):
             image, resize_mask(truth, size), resize_mask(prediction, size), caption=caption
         )
         save_rgb(folder / f"{self._drawn:02d}_{name}.png", strip)
+        self._pictures.append((strip, caption))
         self._drawn += 1
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -119,7 +122,18 @@ class ClusterEvaluator(Callback):
             best = self.record["best"]
             if best is None or entry["f1"] > best["f1"]:
                 self.record["best"] = entry
+            self._log_pictures(trainer)
         self._write(trainer)
+
+    @rank_zero_only
+    def _log_pictures(self, trainer: L.Trainer) -> None:
+        """Loggers that take images (W&B) get this validation's image / truth / prediction strips."""
+        if not self._pictures:
+            return
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="val/examples", images=[p for p, _ in self._pictures],
+                                 caption=[c for _, c in self._pictures], step=trainer.global_step)
 
     @rank_zero_only
     def _write(self, trainer: L.Trainer) -> None:

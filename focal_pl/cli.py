@@ -84,12 +84,27 @@ def resolve_config_args(argv: list[str]) -> list[str]:
 
 def build_cli_class():
     """The LightningCLI subclass (built on demand: importing Lightning takes seconds)."""
-    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+    class SaveAndLogConfig(SaveConfigCallback):
+        """Writes config.yaml to the run folder and gives every logger the whole resolved config
+        (W&B shows it as the run's config, so runs can be compared key by key)."""
+
+        def save_config(self, trainer, pl_module, stage) -> None:
+            config = self.parser.dump(self.config, skip_none=False, format="yaml")
+            import yaml
+
+            for logger in trainer.loggers:
+                experiment = getattr(logger, "experiment", None)
+                if hasattr(experiment, "config") and hasattr(experiment.config, "update"):
+                    experiment.config.update(yaml.safe_load(config), allow_val_change=True)
 
     from focal_pl.callbacks import ClusterEvaluator
     from focal_pl.evaluation.callbacks import PredictionWriter, TestReport
 
     class FocalCLI(LightningCLI):
+        save_config_class = SaveAndLogConfig
+
         """LightningCLI with the clustering evaluation always on: validation (``evaluation``), the
         test report (``testing``) and the prediction writer (``prediction``)."""
 
@@ -150,6 +165,7 @@ def run_lightning(argv: list[str]):
             FocalModule,
             ForgeryDataModule,
             subclass_mode_model=True,
+            save_config_callback=cli_class.save_config_class,
             auto_configure_optimizers=False,  # FocalModule takes optimizer / scheduler itself
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"default_env": False},

@@ -20,6 +20,7 @@ from PIL import Image
 from focal_pl.clustering.image_score import ImageScore
 from focal_pl.evaluation.report import LEGEND, plot_robustness, write_report
 from focal_pl.evaluation.scoring import Resolution, score_image
+from focal_pl.runs import run_dir
 from focal_pl.visualize import overlay, to_uint8_image
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class TestReport(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "test":
-            base = Path(trainer.log_dir or trainer.default_root_dir)  # collective under DDP
+            base = run_dir(trainer)  # collective under DDP
             self.folder = Path(self.output_dir) if self.output_dir else base / "test"
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -186,7 +187,7 @@ class PredictionWriter(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "predict":
-            base = Path(trainer.log_dir or trainer.default_root_dir)
+            base = run_dir(trainer)
             self.folder = Path(self.output_dir) if self.output_dir else base / "predictions"
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
