@@ -3,7 +3,9 @@ mid-epoch resumption, and the data commands."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -168,7 +170,8 @@ def test_ddp_streaming_gives_equal_batches_on_two_ranks(shards, tmp_path):
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = (next(tmp_path.rglob("metrics.csv"))).read_text()
-    steps = {int(line.split(",")[1]) for line in metrics.splitlines()[1:] if line.split(",")[2]}
+    rows = list(csv.DictReader(io.StringIO(metrics)))
+    steps = {int(row["step"]) for row in rows if row.get("train/loss")}
     # 11 items over 2 ranks with batch 2 and drop_last: 2 full batches on each rank
     assert max(steps) + 1 == 2, metrics
 
