@@ -57,6 +57,8 @@ class ClusterEvaluator(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._run_dir = run_dir(trainer)  # collective under DDP: here, where every rank is
+        # a checkpoint restores the training's record after setup; `validate` starts its own
+        self._fresh_record = stage != "fit"
 
     def run_dir(self, trainer: L.Trainer) -> Path:
         """The run folder (the logger's log_dir), fixed at setup."""
@@ -69,6 +71,9 @@ class ClusterEvaluator(Callback):
     # ---------------------------------------------------------------- hooks
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if getattr(self, "_fresh_record", False):
+            self.record = {"untrained": None, "history": [], "best": None}
+            self._fresh_record = False
         self.metrics = self.metrics.to(pl_module.device)
         self.metrics.reset()
         self._drawn = 0
