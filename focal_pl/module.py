@@ -92,7 +92,7 @@ class FocalModule(L.LightningModule):
         if not self._usable(batch):
             log.warning("training batch %d had no readable item; skipped", batch_idx)
             return None
-        features = self.extractor(batch["image"])
+        features = self(batch["image"])
         if hasattr(self.loss, "step"):
             self.loss.step = self.global_step
         loss = self.loss(features, batch["mask"])
@@ -109,7 +109,7 @@ class FocalModule(L.LightningModule):
     def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor] | None:
         if not self._usable(batch):
             return None
-        features = self.extractor(batch["image"])
+        features = self(batch["image"])
         if not isinstance(self.extractor, FusedExtractor):  # fused members were trained already
             loss = self.loss(features, batch["mask"])
             self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=len(features))
@@ -126,7 +126,7 @@ class FocalModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Per image: its name, features, and the forged mask and score map on the feature grid."""
-        features = self.extractor(batch["image"]).float().cpu()
+        features = self(batch["image"]).float().cpu()
         splits = getattr(self.extractor, "member_channels", None)
         out = []
         for name, fmap in zip(batch["name"], features):

@@ -1,4 +1,5 @@
-"""Pixel losses: FOCAL's soft contrastive loss and the sampled contrastive losses of the ablation."""
+"""Pixel losses: FOCAL's soft contrastive loss, the sampled contrastive losses of the ablation
+and the per-pixel cross-entropy of the traditional baseline."""
 
 from focal_pl.losses.contrastive import (
     CircleLoss,
@@ -7,6 +8,7 @@ from focal_pl.losses.contrastive import (
     SampledPixelLoss,
     TripletLoss,
 )
+from focal_pl.losses.classification import PixelBCELoss
 from focal_pl.losses.pixels import downsample_mask
 from focal_pl.losses.scl import SoftContrastiveLoss, fcm_objective, soft_coefficients
 
@@ -14,6 +16,7 @@ __all__ = [
     "CircleLoss",
     "DCLLoss",
     "InfoNCELoss",
+    "PixelBCELoss",
     "SampledPixelLoss",
     "SoftContrastiveLoss",
     "TripletLoss",
