@@ -29,6 +29,10 @@ Lightning commands (every option of the config can also be set on the command li
   test       score a model on the test split
   predict    masks for the images of the predict split
 
+Experiments:
+  sweep FILE [--count N]     run a W&B sweep file locally, offline, and tabulate the runs
+  ablate FILE                run an ablation set (configs/ablation/*.yaml) and tabulate it
+
 Other commands:
   data check SOURCE [ROOT]   decode every item of a data set and list its problems
   data shard SOURCE [ROOT] --out DIR   convert data sets to streaming shards (resumable)
@@ -90,8 +94,23 @@ def build_cli_class():
         """Writes config.yaml to the run folder and gives every logger the whole resolved config
         (W&B shows it as the run's config, so runs can be compared key by key)."""
 
+        def setup(self, trainer, pl_module, stage) -> None:
+            # Lightning writes to trainer.log_dir, which for W&B is the shared save_dir: every
+            # run would overwrite one file. The run folder is the one the checkpoints go to.
+            if self.already_saved:
+                return
+            from focal_pl.runs import run_dir
+
+            folder = run_dir(trainer)
+            if trainer.is_global_zero:
+                folder.mkdir(parents=True, exist_ok=True)
+                self.parser.save(self.config, str(folder / self.config_filename), skip_unset=False,
+                                 overwrite=True, multifile=self.multifile)
+                self.save_config(trainer, pl_module, stage)
+            self.already_saved = trainer.strategy.broadcast(True)
+
         def save_config(self, trainer, pl_module, stage) -> None:
-            config = self.parser.dump(self.config, skip_none=False, format="yaml")
+            config = self.parser.dump(self.config, skip_unset=False, format="yaml")
             import yaml
 
             for logger in trainer.loggers:
@@ -115,6 +134,13 @@ def build_cli_class():
 
         def before_instantiate_classes(self) -> None:
             resolve_last_checkpoint(self.config)
+
+        def before_fit(self) -> None:
+            # torch has SyncBatchNorm for GPUs only; say which setting to change (hrnet.yaml sets it)
+            strategy = self.trainer.strategy
+            if getattr(strategy, "_layer_sync", None) is not None and strategy.root_device.type == "cpu":
+                raise SystemExit("focal-pl: trainer.sync_batchnorm needs GPUs (torch has no CPU "
+                                 "SyncBatchNorm); on CPU processes add --trainer.sync_batchnorm false")
 
         def _parse_ckpt_path(self) -> None:
             # Lightning replaces the model config by the checkpoint's hyperparameters, which would
@@ -223,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         from focal_pl.data.commands import main as data_main
 
         return data_main(argv[1:])
+    if argv[0] in ("sweep", "ablate"):
+        from focal_pl.experiments import ablate_main, sweep_main
+
+        return (sweep_main if argv[0] == "sweep" else ablate_main)(argv[1:])
     if argv[0] not in LIGHTNING_COMMANDS:
         print(f"focal-pl: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ class WandbPreset(WandbLogger):
         name: run name (default: W&B's).
         save_dir: folder of the local run files.
         online: send to the W&B server; without a login this falls back to offline, with a warning.
-        tags, group: W&B run tags and group (sweeps and ablations set them).
+        tags, group: W&B run tags and group (e.g. one group per sweep or ablation set).
         kwargs: anything else ``wandb.init`` takes.
     """
 

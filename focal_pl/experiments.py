@@ -1,0 +1,265 @@
+"""Local experiment runners: ``focal-pl sweep`` (W&B sweep files, run here, offline) and
+``focal-pl ablate`` (a set of config variants), each collecting the final metrics into one table.
+
+A sweep file is W&B's own format (``method``, ``metric``, ``parameters``, ``command`` with
+``${args}``), so the same file also drives ``wandb sweep`` + ``wandb agent``. Grid sweeps expand to
+every combination; random sweeps draw ``--count`` configurations (``bayes`` needs a W&B server and
+is drawn at random here). Each run gets its own ``metrics.json``; the table ranks them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import math
+import os
+import random
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from focal_pl.cli import configs_dir, resolve_config
+
+SWEEPS_DIR = Path(__file__).resolve().parent / "sweeps"
+
+
+def resolve_file(value: str, shipped: Path) -> Path:
+    """A path as given, else the shipped file of that name."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    for candidate in (shipped / value, shipped / Path(value).name, shipped / f"{value}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise SystemExit(f"focal-pl: no such file {value!r} (nor among the shipped ones in {shipped})")
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+def sample(spec: dict[str, Any], rng: random.Random) -> Any:
+    """One value of a W&B parameter spec (values / value / distributions)."""
+    if "value" in spec:
+        return spec["value"]
+    if "values" in spec:
+        return rng.choice(spec["values"])
+    kind = spec.get("distribution", "uniform" if "min" in spec else None)
+    low, high = spec.get("min"), spec.get("max")
+    if kind == "uniform":
+        return rng.uniform(low, high)
+    if kind == "int_uniform":
+        return rng.randint(low, high)
+    if kind == "log_uniform_values":
+        return math.exp(rng.uniform(math.log(low), math.log(high)))
+    if kind == "log_uniform":  # W&B: min / max are exponents of e
+        return math.exp(rng.uniform(low, high))
+    if kind == "q_uniform":
+        q = spec.get("q", 1)
+        return round(rng.uniform(low, high) / q) * q
+    if kind == "categorical":
+        return rng.choice(spec["values"])
+    raise ValueError(f"unsupported parameter spec {spec}")
+
+
+def expand(sweep: dict[str, Any], count: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """The configurations a sweep file asks for."""
+    parameters = sweep.get("parameters") or {}
+    method = sweep.get("method", "grid")
+    if method == "grid":
+        keys = list(parameters)
+        grids = []
+        for key in keys:
+            spec = parameters[key]
+            if "values" not in spec and "value" not in spec:
+                raise ValueError(f"grid sweeps need 'values' for every parameter; {key} has {spec}")
+            grids.append(spec.get("values", [spec.get("value")]))
+        runs = [dict(zip(keys, combo)) for combo in itertools.product(*grids)]
+        return runs[:count] if count else runs
+    if method not in ("random", "bayes"):
+        raise ValueError(f"unknown sweep method {method!r}")
+    if method == "bayes":
+        print("focal-pl sweep: 'bayes' needs a W&B server; drawing the configurations at random")
+    rng = random.Random(seed)
+    return [{k: sample(v, rng) for k, v in parameters.items()} for _ in range(count or 10)]
+
+
+def command_for(sweep: dict[str, Any], values: dict[str, Any]) -> list[str]:
+    """The sweep's ``command`` with its W&B macros filled in (``focal-pl`` -> this Python)."""
+    args = [f"--{k}={v}" for k, v in values.items()]
+    out: list[str] = []
+    for part in sweep.get("command") or ["${program}", "${args}"]:
+        if part == "${env}":
+            continue
+        if part == "${args}":
+            out += args
+        elif part == "${args_no_hyphens}":
+            out += [a[2:] for a in args]
+        elif part == "${args_json}":
+            out.append(json.dumps(values))
+        elif part in ("${interpreter}",):
+            out.append(sys.executable)
+        elif part == "${program}":
+            out.append(sweep.get("program", "focal-pl"))
+        else:
+            out.append(str(part))
+    if out and out[0] == "focal-pl":
+        out = [sys.executable, "-m", "focal_pl", *out[1:]]
+    return out
+
+
+def run_one(command: list[str], folder: Path, label: str) -> dict[str, Any]:
+    """Run one training command with its metrics file in ``folder``; returns the run's record."""
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = folder / f"{label}.json"
+    full = [*command, f"--evaluation.metrics_file={metrics.resolve()}"]
+    started = time.perf_counter()
+    with (folder / f"{label}.log").open("w") as log:
+        code = subprocess.run(full, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}).returncode
+    record = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    found = re.search(r"^Run folder: (.+)$", (folder / f"{label}.log").read_text(errors="replace"), re.M)
+    return {"label": label, "returncode": code, "seconds": time.perf_counter() - started,
+            "final": record.get("final"), "best": record.get("best"),
+            "run_dir": found.group(1).strip() if found else None, "command": full}
+
+
+def table(rows: list[dict[str, Any]], keys: list[str], metric: str, goal: str) -> list[str]:
+    """Markdown table of the runs, best first."""
+    name = metric.split("/")[-1]
+    sign = -1 if goal == "maximize" else 1
+
+    def value(row, which):
+        entry = row.get(which) or {}
+        return entry.get(name, math.nan)
+
+    ordered = sorted(rows, key=lambda r: (math.isnan(value(r, "best")), sign * value(r, "best")))
+    lines = ["| run | " + " | ".join(keys) + f" | best {metric} | final {metric} | status | run folder |",
+             "|---|" + "---|" * (len(keys) + 4)]
+    for row in ordered:
+        status = "ok" if row["returncode"] == 0 else f"failed ({row['returncode']}), see {row['label']}.log"
+        cells = [f"{row['values'].get(k):.4g}" if isinstance(row["values"].get(k), float) else str(row["values"].get(k))
+                 for k in keys]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) +
+                     f" | {value(row, 'best'):.4f} | {value(row, 'final'):.4f} | {status} | {row.get('run_dir') or '-'} |")
+    return lines
+
+
+def sweep_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="focal-pl sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("file", help="a W&B sweep file (e.g. sweeps/temperature.yaml)")
+    parser.add_argument("--count", type=int, default=None, help="runs to draw (random) or to keep (grid)")
+    parser.add_argument("--out", default=None, help="folder of the results (default: runs/sweeps/<name>)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.epilog = "Other arguments (e.g. --trainer.max_steps 100) are added to every run."
+    args, extra = parser.parse_known_args(argv)
+    path = resolve_file(args.file, SWEEPS_DIR)
+    sweep = yaml.safe_load(path.read_text())
+    name = sweep.get("name", path.stem)
+    extra = [a for a in extra if a != "--"]
+    runs = expand(sweep, args.count, args.seed)
+    out = Path(args.out or Path("runs") / "sweeps" / name)
+    metric = sweep.get("metric", {}).get("name", "val/f1")
+    goal = sweep.get("metric", {}).get("goal", "maximize")
+    rows = []
+    for i, values in enumerate(runs):
+        command = command_for(sweep, values) + extra
+        label = f"run{i:03d}"
+        if args.dry_run:
+            print(shlex.join(command))
+            continue
+        print(f"[{i + 1}/{len(runs)}] {values}", flush=True)
+        rows.append({**run_one(command, out, label), "values": values})
+    if args.dry_run:
+        return 0
+    keys = list(sweep.get("parameters") or {})
+    lines = [f"# Sweep {name} ({path})", "", f"{len(rows)} runs, ranked by the best {metric} ({goal}).", "",
+             *table(rows, keys, metric, goal)]
+    (out / "sweep_results.md").write_text("\n".join(lines) + "\n")
+    (out / "sweep_results.json").write_text(json.dumps(rows, indent=1, default=str))
+    print("\n".join(lines))
+    return 0 if all(r["returncode"] == 0 for r in rows) else 1
+
+
+# ---------------------------------------------------------------- ablations
+
+
+def ablation_table(rows: list[dict[str, Any]], subcommand: str) -> list[str]:
+    """Markdown rows of an ablation: best and final validation for training sets, the one
+    validation (and its clustering time) for evaluation sets."""
+    columns = ("f1", "f1_forged", "iou")
+    training = subcommand == "fit"
+    if training:
+        header = [f"best {c}" for c in columns] + ["final f1"]
+    else:
+        header = list(columns) + ["clustering s"]
+    lines = ["| variant | " + " | ".join(header) + " | minutes | status | run folder |", "|---|" + "---|" * (len(header) + 3)]
+    for row in rows:
+        best, final = row.get("best") or {}, row.get("final") or {}
+        if training:
+            cells = [best.get(c, math.nan) for c in columns] + [final.get("f1", math.nan)]
+        else:
+            cells = [final.get(c, math.nan) for c in columns] + [final.get("cluster_seconds", math.nan)]
+        status = "ok" if row["returncode"] == 0 else f"failed ({row['returncode']}), see {row['label']}.log"
+        text = [f"{v:.4f}" for v in cells] if training else [f"{v:.4f}" for v in cells[:3]] + [f"{cells[3]:.2f}"]
+        lines.append(f"| {row['label']} | " + " | ".join(text) + f" | {row['seconds'] / 60:.1f} | {status} | {row.get('run_dir') or '-'} |")
+    return lines
+
+
+def ablate_main(argv: list[str]) -> int:
+    """Run every variant of an ablation set file and write one Markdown table."""
+    parser = argparse.ArgumentParser(prog="focal-pl ablate", description=(
+        "Run the variants of an ablation set (configs/ablation/*.yaml): each variant is the set's "
+        "base config plus a few keys; one table of the results."))
+    parser.add_argument("file", help="an ablation set, e.g. configs/ablation/losses.yaml")
+    parser.add_argument("--base", default=None, help="use this config instead of the set's base")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these variants")
+    parser.add_argument("--out", default=None, help="folder of the results (default: runs/ablations/<name>)")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.epilog = "Other arguments (e.g. --trainer.max_steps 100) are added to every run."
+    args, extra = parser.parse_known_args(argv)
+    path = resolve_file(args.file, configs_dir() / "ablation")
+    spec = yaml.safe_load(path.read_text())
+    name = spec.get("name", path.stem)
+    subcommand = spec.get("command", "fit")
+    base = [a for c in ([args.base] if args.base else spec.get("base", ["demo.yaml"]))
+            for a in ("--config", resolve_config(c))]
+    extra = [a for a in extra if a != "--"]
+    variants = spec["variants"]
+    unknown = set(args.only or []) - set(variants)
+    if unknown:
+        raise SystemExit(f"focal-pl ablate: no variant(s) {sorted(unknown)} in {path}")
+    if spec.get("needs_checkpoint") and not any(a.startswith("--ckpt_path") for a in extra):
+        raise SystemExit(f"focal-pl ablate: {path.name} evaluates a trained model; add --ckpt_path PATH")
+    out = Path(args.out or Path("runs") / "ablations" / name)
+    rows = []
+    for label, overrides in variants.items():
+        if args.only and label not in args.only:
+            continue
+        command = [sys.executable, "-m", "focal_pl", subcommand, *base, *spec.get("args", []),
+                   *[f"--{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in (overrides or {}).items()],
+                   f"--trainer.logger.init_args.name={name}-{label}",  # runs/<set>-<variant>/version_N
+                   *extra]
+        if args.dry_run:
+            print(shlex.join(command))
+            continue
+        print(f"[{label}]", flush=True)
+        rows.append({**run_one(command, out, label), "values": {"variant": label}})
+    if args.dry_run:
+        return 0
+    lines = [f"# Ablation {name} ({path})", "", spec.get("description", "").strip(), "",
+             "f1: macro F1 over the forged and pristine classes, f1_forged: the forged class alone, "
+             "iou: of the forged class; each a mean over the validation images at their own resolution.",
+             "", *ablation_table(rows, subcommand)]
+    (out / "ablation_results.md").write_text("\n".join(lines) + "\n")
+    (out / "ablation_results.json").write_text(json.dumps(rows, indent=1, default=str))
+    print("\n".join(lines))
+    return 0 if all(r["returncode"] == 0 for r in rows) else 1

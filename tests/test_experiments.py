@@ -1,0 +1,176 @@
+"""Sweep files and ablation sets: every key they set resolves in the CLI, and both runners run."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from focal_pl.cli import configs_dir, main
+from focal_pl.experiments import SWEEPS_DIR, ablate_main, command_for, expand, sample, sweep_main
+
+CONFIGS = Path(__file__).parent / "configs"
+TINY = str(CONFIGS / "tiny.yaml")
+TINY_DATA = str(CONFIGS / "tiny_data.yaml")
+SWEEP_FILES = sorted(SWEEPS_DIR.glob("*.yaml"))
+ABLATION_SETS = sorted((configs_dir() / "ablation").glob("*.yaml"))
+
+
+def resolved(argv: list[str], capsys) -> dict:
+    """The config the CLI resolves for ``argv`` (``--print_config``)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--print_config"])
+    assert stop.value.code in (0, None), capsys.readouterr().err[-2000:]
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def at(config: dict, dotted: str):
+    """The value of a dotted key (``model.init_args.loss.init_args.temperature``)."""
+    node = config
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part not in node and "init_args" in node:
+            node = node["init_args"]  # jsonargparse's shorthand: clusterer.grid = clusterer.init_args.grid
+        assert isinstance(node, dict) and part in node, f"{dotted}: no {part!r} in {node}"
+        node = node[part]
+    return node
+
+
+def same(found, wanted) -> bool:
+    """Whether a resolved config value is what a sweep / variant asked for."""
+    if isinstance(wanted, str) and isinstance(found, dict) and "class_path" in found:
+        return found["class_path"] == wanted  # a class given by its path alone
+    if isinstance(wanted, dict):
+        return isinstance(found, dict) and all(k in found and same(found[k], v) for k, v in wanted.items())
+    if isinstance(wanted, float):
+        return isinstance(found, (int, float)) and math.isclose(found, wanted, rel_tol=1e-9)
+    return found == wanted
+
+
+def test_the_sweep_and_ablation_files_are_shipped():
+    assert {p.stem for p in SWEEP_FILES} >= {"temperature", "fuzziness", "temperature_fuzziness"}
+    assert {p.stem for p in ABLATION_SETS} >= {"losses", "backbones", "clustering"}
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
+def test_every_sweep_key_resolves_in_the_cli(path, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep = yaml.safe_load(path.read_text())
+    assert sweep["metric"]["name"] == "val/f1" and "${args}" in sweep["command"]
+    values = expand(sweep, count=1, seed=3)[0]
+    command = command_for(sweep, values)
+    assert command[:3][-2:] == ["focal_pl", "fit"] or command[1:4] == ["-m", "focal_pl", "fit"]
+    config = resolved(command[3:], capsys)
+    for key, value in values.items():
+        assert same(at(config, key), value), f"{path.name}: {key} resolved to {at(config, key)}, not {value}"
+
+
+def test_grid_sweeps_expand_to_every_combination_and_random_ones_draw_inside_the_bounds():
+    grid = yaml.safe_load((SWEEPS_DIR / "temperature_fuzziness.yaml").read_text())
+    runs = expand(grid)
+    sizes = [len(spec["values"]) for spec in grid["parameters"].values()]
+    assert len(runs) == math.prod(sizes) and len({tuple(r.values()) for r in runs}) == len(runs)
+    spec = yaml.safe_load((SWEEPS_DIR / "random_temperature_fuzziness.yaml").read_text())
+    draws = expand(spec, count=50, seed=1)
+    temperature = spec["parameters"]["model.init_args.loss.init_args.temperature"]
+    assert len(draws) == 50
+    assert all(temperature["min"] <= d["model.init_args.loss.init_args.temperature"] <= temperature["max"]
+               for d in draws)
+    log_t = [math.log(d["model.init_args.loss.init_args.temperature"]) for d in draws]
+    assert min(log_t) < math.log(0.1) < max(log_t)  # spread over the decades, not clumped
+    assert sample({"distribution": "int_uniform", "min": 2, "max": 2}, random.Random(0)) == 2
+    with pytest.raises(ValueError, match="values"):
+        expand({"method": "grid", "parameters": {"a": {"min": 0, "max": 1}}})
+
+
+def test_sweep_runs_locally_offline_and_tabulates_each_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "sweep"
+    code = sweep_main(["temperature", "--count", "2", "--out", str(out), "--config", TINY])
+    assert code == 0
+    rows = json.loads((out / "sweep_results.json").read_text())
+    assert [r["values"]["model.init_args.loss.init_args.temperature"] for r in rows] == [0.05, 0.1]
+    for row in rows:
+        record = json.loads((out / f"{row['label']}.json").read_text())
+        assert row["best"]["f1"] == record["best"]["f1"] and 0.0 <= row["best"]["f1"] <= 1.0
+        config = yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())
+        assert config["model"]["init_args"]["loss"]["init_args"]["temperature"] == row["values"][
+            "model.init_args.loss.init_args.temperature"]
+    table = (out / "sweep_results.md").read_text()
+    assert table.count("| run00") == 2 and "0.05" in table
+    assert any((tmp_path / "runs").rglob("offline-run-*")), "the W&B logger wrote no offline run"
+
+
+@pytest.mark.parametrize("path", ABLATION_SETS, ids=lambda p: p.stem)
+def test_every_ablation_variant_resolves_to_what_it_names(path, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = yaml.safe_load(path.read_text())
+    assert spec["command"] in ("fit", "validate", "test") and spec["variants"]
+    for label, overrides in spec["variants"].items():
+        argv = [spec["command"], *[a for c in spec["base"] for a in ("--config", c)]]
+        argv += [f"--{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in overrides.items()]
+        config = resolved(argv, capsys)
+        for key, value in overrides.items():
+            assert same(at(config, key), value), f"{path.name} {label}: {key} = {at(config, key)}"
+
+
+def test_the_traditional_baseline_variant_swaps_model_and_loss_but_keeps_the_backbone(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = yaml.safe_load((configs_dir() / "ablation" / "backbones.yaml").read_text())
+    argv = ["fit", "--config", "vit.yaml", *[f"--{k}={v}" for k, v in spec["variants"]["traditional"].items()]]
+    model = resolved(argv, capsys)["model"]
+    assert model["class_path"] == "focal_pl.baseline.PixelClassifier"
+    assert model["init_args"]["loss"]["class_path"] == "focal_pl.losses.PixelBCELoss"
+    assert model["init_args"]["extractor"]["init_args"]["size"] == "large"  # the same ViT as FOCAL's
+    hrnet = resolved(["fit", "--config", "vit.yaml", "--model.init_args.extractor=" + json.dumps(
+        spec["variants"]["hrnet"]["model.init_args.extractor"])], capsys)
+    assert hrnet["model"]["init_args"]["extractor"]["init_args"]["out_dim"] is None  # not the ViT's 256
+
+
+def test_ablate_trains_each_variant_then_clusters_one_checkpoint_each_way(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "losses"
+    code = ablate_main(["losses", "--only", "nce", "scl_soft_image", "--out", str(out), "--config", TINY])
+    assert code == 0
+    rows = {r["label"]: r for r in json.loads((out / "ablation_results.json").read_text())}
+    assert set(rows) == {"nce", "scl_soft_image"}
+    assert Path(rows["nce"]["run_dir"]).parent.name == "losses-nce"  # runs/<set>-<variant>/version_N
+    nce = yaml.safe_load((Path(rows["nce"]["run_dir"]) / "config.yaml").read_text())
+    assert nce["model"]["init_args"]["loss"]["class_path"] == "focal_pl.losses.InfoNCELoss"
+    table = (out / "ablation_results.md").read_text()
+    assert f"| nce | {rows['nce']['best']['f1']:.4f} |" in table
+
+    with pytest.raises(SystemExit, match="--ckpt_path"):
+        ablate_main(["clustering"])
+    checkpoint = next((Path(rows["scl_soft_image"]["run_dir"]) / "checkpoints").glob("best-*.ckpt"))
+    out = tmp_path / "clustering"
+    code = ablate_main(["clustering", "--only", "hdbscan", "kmeans", "--out", str(out),
+                        "--config", TINY, "--ckpt_path", str(checkpoint)])
+    assert code == 0
+    rows = {r["label"]: r for r in json.loads((out / "ablation_results.json").read_text())}
+    # validate reports its own pass only, not the history the checkpoint carries
+    assert rows["hdbscan"]["best"] == rows["hdbscan"]["final"]
+    assert rows["hdbscan"]["final"]["step"] == rows["kmeans"]["final"]["step"]
+    assert "clustering s" in (out / "ablation_results.md").read_text()
+
+
+def test_backbone_set_runs_on_cpu_with_tiny_models(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "backbones"
+    code = ablate_main(["backbones_cpu", "--only", "traditional", "mit", "--out", str(out),
+                        "--config", TINY_DATA, "--trainer.max_steps", "2"])
+    assert code == 0
+    rows = {r["label"]: r for r in json.loads((out / "ablation_results.json").read_text())}
+    for label, row in rows.items():
+        assert row["returncode"] == 0 and 0.0 <= row["final"]["f1"] <= 1.0, label
+    assert rows["traditional"]["final"]["step"] == 2
+
+
+def test_unknown_variant_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="scl_typo"):
+        ablate_main(["losses", "--only", "scl_typo"])
