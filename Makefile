@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test bench-losses ablate sweep clean
+.PHONY: setup demo test lint bench-losses ablate sweep clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
 
 # make ablate SET=losses [ARGS="--only nce scl_soft_image --trainer.max_steps 400"]
 ablate: setup

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from focal_pl.runs import machine as run_machine
 from focal_pl.clustering import Clusterer, resize_mask
 from focal_pl.metrics import pixel_scores
 
@@ -95,7 +93,7 @@ def main() -> None:
     torch.set_num_threads(2)
     inputs = {"synthetic FOCAL-like maps (64 x 64 x 256, min cluster 200)": (synthetic_maps(args.maps, 0), 200)}
     if args.checkpoint:
-        inputs[f"demo model features of synthetic images (32 x 32, min cluster 5%)"] = (
+        inputs["demo model features of synthetic images (32 x 32, min cluster 5%)"] = (
             model_maps(args.checkpoint, args.maps, 500), 0.05)
     rows = []
     for label, (maps, size) in inputs.items():
@@ -105,8 +103,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
         rows.append({"input": label, "rule": "k-means (k = 2), for reference",
                      **evaluate(maps, Clusterer("kmeans"))})
-    machine = {"platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__,
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    machine = run_machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "clustering_rules.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
     lines = ["# HDBSCAN labelling rules: forged F1 and false alarms", "",

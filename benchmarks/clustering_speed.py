@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ import torch
 from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
+from focal_pl.runs import machine as run_machine
 from focal_pl.clustering.fast_hdbscan import hdbscan_labels
 
 RESULTS = Path(__file__).parent / "results"
@@ -64,9 +62,7 @@ def main() -> None:
                        ari_float32=adjusted_rand_score(reference, labels32))
         rows.append(row)
         print(json.dumps(row), flush=True)
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "threads": args.threads, "python": sys.version.split()[0], "torch": torch.__version__,
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    machine = run_machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "clustering_speed.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
     lines = ["# Exact HDBSCAN per feature map (CPU)", "",

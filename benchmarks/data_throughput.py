@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from focal_pl.runs import machine as run_machine
 from focal_pl.data.datamodule import ForgeryDataset, StreamItem
 from focal_pl.data.shards import write_shards
 from focal_pl.data.sources import FolderPairs
@@ -77,9 +75,7 @@ def main() -> None:
             "shards, decode + resize": rate(lambda i: from_shards(shards[i]), args.images),
             "shards, decode + augment + resize": rate(lambda i: from_shards_aug(shards[i]), args.images),
         }
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "python": sys.version.split()[0], "torch": torch.__version__,
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    machine = run_machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "data_throughput.json").write_text(json.dumps({"machine": machine, "images": args.images,
                                                               "images_per_second_per_worker": figures}, indent=1))

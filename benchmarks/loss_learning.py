@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import platform
 import statistics
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from focal_pl.runs import machine as run_machine
 from focal_pl.clustering import Clusterer, resize_mask
 from focal_pl.data import SyntheticForgeries
 from focal_pl.data.transforms import image_to_tensor, mask_to_tensor, resize_pair
@@ -145,11 +143,7 @@ def run_group(task: dict) -> list[dict]:
 
 
 def machine() -> dict:
-    return {
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpu_count": mp.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    return run_machine()
 
 
 def summarize(rows: list[dict], variants: list[str]) -> dict:

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from focal_pl.runs import machine as run_machine
 from focal_pl.clustering import Clusterer
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
@@ -85,8 +83,7 @@ def run(name: str, padding: str, steps: int = 300) -> dict:
 def main() -> None:
     torch.set_num_threads(2)
     rows = [run(name, padding) for padding in ("zeros", "reflect") for name in LOSSES]
-    machine = {"platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__,
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    machine = run_machine()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scl_plateau.json").write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
     lines = ["# SCL collapse plateau on a weak-trace toy", "",

@@ -10,7 +10,6 @@ is drawn at random here). Each run gets its own ``metrics.json``; the table rank
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import math
@@ -27,6 +26,7 @@ from typing import Any
 import yaml
 
 from focal_pl.cli import configs_dir, resolve_config
+from focal_pl.runs import machine_line
 
 SWEEPS_DIR = Path(__file__).resolve().parent / "sweeps"
 
@@ -147,7 +147,8 @@ def table(rows: list[dict[str, Any]], keys: list[str], metric: str, goal: str) -
         cells = [f"{row['values'].get(k):.4g}" if isinstance(row["values"].get(k), float) else str(row["values"].get(k))
                  for k in keys]
         lines.append(f"| {row['label']} | " + " | ".join(cells) +
-                     f" | {value(row, 'best'):.4f} | {value(row, 'final'):.4f} | {status} | {row.get('run_dir') or '-'} |")
+                     f" | {value(row, 'best'):.4f} | {value(row, 'final'):.4f} | {status}"
+                     f" | {row.get('run_dir') or '-'} |")
     return lines
 
 
@@ -181,8 +182,8 @@ def sweep_main(argv: list[str]) -> int:
     if args.dry_run:
         return 0
     keys = list(sweep.get("parameters") or {})
-    lines = [f"# Sweep {name} ({path})", "", f"{len(rows)} runs, ranked by the best {metric} ({goal}).", "",
-             *table(rows, keys, metric, goal)]
+    lines = [f"# Sweep {name} ({path})", "", f"{len(rows)} runs, ranked by the best {metric} ({goal}). "
+             + machine_line(), "", *table(rows, keys, metric, goal)]
     (out / "sweep_results.md").write_text("\n".join(lines) + "\n")
     (out / "sweep_results.json").write_text(json.dumps(rows, indent=1, default=str))
     print("\n".join(lines))
@@ -201,7 +202,8 @@ def ablation_table(rows: list[dict[str, Any]], subcommand: str) -> list[str]:
         header = [f"best {c}" for c in columns] + ["final f1"]
     else:
         header = list(columns) + ["clustering s"]
-    lines = ["| variant | " + " | ".join(header) + " | minutes | status | run folder |", "|---|" + "---|" * (len(header) + 3)]
+    lines = ["| variant | " + " | ".join(header) + " | minutes | status | run folder |",
+             "|---|" + "---|" * (len(header) + 3)]
     for row in rows:
         best, final = row.get("best") or {}, row.get("final") or {}
         if training:
@@ -210,7 +212,8 @@ def ablation_table(rows: list[dict[str, Any]], subcommand: str) -> list[str]:
             cells = [final.get(c, math.nan) for c in columns] + [final.get("cluster_seconds", math.nan)]
         status = "ok" if row["returncode"] == 0 else f"failed ({row['returncode']}), see {row['label']}.log"
         text = [f"{v:.4f}" for v in cells] if training else [f"{v:.4f}" for v in cells[:3]] + [f"{cells[3]:.2f}"]
-        lines.append(f"| {row['label']} | " + " | ".join(text) + f" | {row['seconds'] / 60:.1f} | {status} | {row.get('run_dir') or '-'} |")
+        lines.append(f"| {row['label']} | " + " | ".join(text)
+                     + f" | {row['seconds'] / 60:.1f} | {status} | {row.get('run_dir') or '-'} |")
     return lines
 
 
@@ -238,14 +241,16 @@ def ablate_main(argv: list[str]) -> int:
     if unknown:
         raise SystemExit(f"focal-pl ablate: no variant(s) {sorted(unknown)} in {path}")
     if spec.get("needs_checkpoint") and not any(a.startswith("--ckpt_path") for a in extra):
-        raise SystemExit(f"focal-pl ablate: {path.name} evaluates a trained model; add --ckpt_path PATH")
+        raise SystemExit(f"focal-pl ablate: {path.name} evaluates a trained model; add --ckpt_path PATH "
+                         "(e.g. runs/demo/version_0/checkpoints/last.ckpt after `make demo`)")
     out = Path(args.out or Path("runs") / "ablations" / name)
     rows = []
     for label, overrides in variants.items():
         if args.only and label not in args.only:
             continue
         command = [sys.executable, "-m", "focal_pl", subcommand, *base, *spec.get("args", []),
-                   *[f"--{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in (overrides or {}).items()],
+                   *[f"--{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}"
+                     for k, v in (overrides or {}).items()],
                    f"--trainer.logger.init_args.name={name}-{label}",  # runs/<set>-<variant>/version_N
                    *extra]
         if args.dry_run:
@@ -257,8 +262,8 @@ def ablate_main(argv: list[str]) -> int:
         return 0
     lines = [f"# Ablation {name} ({path})", "", spec.get("description", "").strip(), "",
              "f1: macro F1 over the forged and pristine classes, f1_forged: the forged class alone, "
-             "iou: of the forged class; each a mean over the validation images at their own resolution.",
-             "", *ablation_table(rows, subcommand)]
+             "iou: of the forged class; each a mean over the validation images at their own resolution. "
+             + machine_line(), "", *ablation_table(rows, subcommand)]
     (out / "ablation_results.md").write_text("\n".join(lines) + "\n")
     (out / "ablation_results.json").write_text(json.dumps(rows, indent=1, default=str))
     print("\n".join(lines))

@@ -33,6 +33,7 @@ class WandbPreset(WandbLogger):
         name: run name (default: W&B's).
         save_dir: folder of the local run files.
         online: send to the W&B server; without a login this falls back to offline, with a warning.
+            Runs started by ``wandb agent`` (``WANDB_SWEEP_ID`` set) are online so the sweep sees them.
         tags, group: W&B run tags and group (e.g. one group per sweep or ablation set).
         kwargs: anything else ``wandb.init`` takes.
     """
@@ -47,6 +48,10 @@ class WandbPreset(WandbLogger):
         group: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if os.environ.get("WANDB_SWEEP_ID") and not online:
+            # started by `wandb agent`: the sweep only sees runs that report to the server
+            log.info("W&B sweep agent detected (WANDB_SWEEP_ID); logging online")
+            online = True
         if online and not wandb_logged_in():
             log.warning("W&B online logging was asked for but no login was found (wandb login / "
                         "WANDB_API_KEY); logging offline to %s/wandb instead", save_dir)

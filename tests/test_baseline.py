@@ -84,7 +84,8 @@ def test_pixel_classifier_needs_to_know_the_extractor_channels():
 
 
 def test_baseline_trains_checkpoints_and_validates_through_the_cli(tmp_path):
-    common = ["--config", "demo.yaml", "--config", TINY, "--trainer.logger.init_args.save_dir", str(tmp_path), *BASELINE]
+    common = ["--config", "demo.yaml", "--config", TINY,
+              "--trainer.logger.init_args.save_dir", str(tmp_path), *BASELINE]
     cli = run_lightning(["fit", *common])
     assert isinstance(cli.model, PixelClassifier) and isinstance(cli.model.loss, PixelBCELoss)
     best = cli.trainer.checkpoint_callback.best_model_path

@@ -32,3 +32,17 @@ def test_wandb_preset_runs_offline_without_a_login_and_logs_everything(tmp_path)
     run_id = runs[0].name.rsplit("-", 1)[1]
     folder = tmp_path / "runs" / "focal-pl" / run_id  # checkpoints, metrics.json, pictures together
     assert (folder / "metrics.json").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_runs_started_by_a_wandb_agent_log_online_and_others_stay_offline(tmp_path, monkeypatch):
+    from focal_pl.loggers import WandbPreset
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.delenv("WANDB_SWEEP_ID", raising=False)
+    assert WandbPreset(save_dir=str(tmp_path)).online is False
+    monkeypatch.setenv("WANDB_SWEEP_ID", "abc123")
+    preset = WandbPreset(save_dir=str(tmp_path))
+    assert preset.online is True and preset._offline is False
+    monkeypatch.delenv("WANDB_API_KEY")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc either: no login, so offline after all
+    assert WandbPreset(save_dir=str(tmp_path)).online is False

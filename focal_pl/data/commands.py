@@ -109,7 +109,8 @@ def print_report(report: dict[str, Any], out=None) -> int:
             print(f"  note    {item['item']}: {item['note']}", file=out)
         if len(notes) > 20:
             print(f"  ... and {len(notes) - 20} more notes", file=out)
-    print(f"{total} problem(s) in total" + ("; such items are skipped in training and evaluation" if total else ""), file=out)
+    note = "; such items are skipped in training and evaluation" if total else ""
+    print(f"{total} problem(s) in total{note}", file=out)
     return total
 
 

@@ -200,7 +200,8 @@ class PredictionWriter(Callback):
     ) -> None:
         for i, item in enumerate(outputs):
             name = batch["name"][i]
-            truth = batch["mask_full"][i] if batch.get("truth", [False] * len(outputs))[i] and "mask_full" in batch else None
+            has_truth = batch.get("truth", [False] * len(outputs))[i] and "mask_full" in batch
+            truth = batch["mask_full"][i] if has_truth else None
             result, mask, _ = score_image(
                 item["features"], truth, tuple(batch["size"][i]), pl_module.clusterer, name=name,
                 splits=_splits(pl_module), mask_resize=self.mask_resize, image_method=self.image_score,
