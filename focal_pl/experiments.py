@@ -119,6 +119,7 @@ def run_one(command: list[str], folder: Path, label: str) -> dict[str, Any]:
     """Run one training command with its metrics file in ``folder``; returns the run's record."""
     folder.mkdir(parents=True, exist_ok=True)
     metrics = folder / f"{label}.json"
+    metrics.unlink(missing_ok=True)  # a failed rerun must not report the last run's numbers
     full = [*command, f"--evaluation.metrics_file={metrics.resolve()}"]
     started = time.perf_counter()
     with (folder / f"{label}.log").open("w") as log:
@@ -128,6 +129,12 @@ def run_one(command: list[str], folder: Path, label: str) -> dict[str, Any]:
     return {"label": label, "returncode": code, "seconds": time.perf_counter() - started,
             "final": record.get("final"), "best": record.get("best"),
             "run_dir": found.group(1).strip() if found else None, "command": full}
+
+
+def write_results(out: Path, stem: str, lines: list[str], rows: list[dict[str, Any]]) -> None:
+    """``<stem>.md`` (the table) and ``<stem>.json`` (every run's record and command) in ``out``."""
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(rows, indent=1, default=str))
 
 
 def table(rows: list[dict[str, Any]], keys: list[str], metric: str, goal: str) -> list[str]:
@@ -170,7 +177,7 @@ def sweep_main(argv: list[str]) -> int:
     out = Path(args.out or Path("runs") / "sweeps" / name)
     metric = sweep.get("metric", {}).get("name", "val/f1")
     goal = sweep.get("metric", {}).get("goal", "maximize")
-    rows = []
+    rows, lines = [], []
     for i, values in enumerate(runs):
         command = command_for(sweep, values) + extra
         label = f"run{i:03d}"
@@ -179,13 +186,12 @@ def sweep_main(argv: list[str]) -> int:
             continue
         print(f"[{i + 1}/{len(runs)}] {values}", flush=True)
         rows.append({**run_one(command, out, label), "values": values})
+        keys = list(sweep.get("parameters") or {})
+        lines = [f"# Sweep {name} ({path})", "", f"{len(rows)} of {len(runs)} runs, ranked by the best "
+                 f"{metric} ({goal}). " + machine_line(), "", *table(rows, keys, metric, goal)]
+        write_results(out, "sweep_results", lines, rows)  # after every run: an interrupted sweep keeps its table
     if args.dry_run:
         return 0
-    keys = list(sweep.get("parameters") or {})
-    lines = [f"# Sweep {name} ({path})", "", f"{len(rows)} runs, ranked by the best {metric} ({goal}). "
-             + machine_line(), "", *table(rows, keys, metric, goal)]
-    (out / "sweep_results.md").write_text("\n".join(lines) + "\n")
-    (out / "sweep_results.json").write_text(json.dumps(rows, indent=1, default=str))
     print("\n".join(lines))
     return 0 if all(r["returncode"] == 0 for r in rows) else 1
 
@@ -244,7 +250,7 @@ def ablate_main(argv: list[str]) -> int:
         raise SystemExit(f"focal-pl ablate: {path.name} evaluates a trained model; add --ckpt_path PATH "
                          "(e.g. runs/demo/version_0/checkpoints/last.ckpt after `make demo`)")
     out = Path(args.out or Path("runs") / "ablations" / name)
-    rows = []
+    rows, lines = [], []
     for label, overrides in variants.items():
         if args.only and label not in args.only:
             continue
@@ -258,13 +264,12 @@ def ablate_main(argv: list[str]) -> int:
             continue
         print(f"[{label}]", flush=True)
         rows.append({**run_one(command, out, label), "values": {"variant": label}})
+        lines = [f"# Ablation {name} ({path})", "", spec.get("description", "").strip(), "",
+                 "f1: macro F1 over the forged and pristine classes, f1_forged: the forged class alone, "
+                 "iou: of the forged class; each a mean over the validation images at their own resolution. "
+                 + machine_line(), "", *ablation_table(rows, subcommand)]
+        write_results(out, "ablation_results", lines, rows)  # after every variant, as sweeps do
     if args.dry_run:
         return 0
-    lines = [f"# Ablation {name} ({path})", "", spec.get("description", "").strip(), "",
-             "f1: macro F1 over the forged and pristine classes, f1_forged: the forged class alone, "
-             "iou: of the forged class; each a mean over the validation images at their own resolution. "
-             + machine_line(), "", *ablation_table(rows, subcommand)]
-    (out / "ablation_results.md").write_text("\n".join(lines) + "\n")
-    (out / "ablation_results.json").write_text(json.dumps(rows, indent=1, default=str))
     print("\n".join(lines))
     return 0 if all(r["returncode"] == 0 for r in rows) else 1

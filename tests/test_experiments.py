@@ -174,3 +174,15 @@ def test_unknown_variant_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match="scl_typo"):
         ablate_main(["losses", "--only", "scl_typo"])
+
+
+def test_a_failing_run_is_reported_as_failed_not_with_stale_numbers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "run000.json").write_text(json.dumps({"best": {"f1": 0.99}, "final": {"f1": 0.99}}))  # an old run's
+    code = sweep_main(["temperature", "--count", "1", "--out", str(out), "--trainer.max_steps", "many"])
+    assert code == 1
+    row = json.loads((out / "sweep_results.json").read_text())[0]
+    assert row["returncode"] != 0 and row["best"] is None
+    assert "failed" in (out / "sweep_results.md").read_text() and "many" in (out / "run000.log").read_text()
