@@ -19,8 +19,8 @@ import torch
 from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
-from focal_pl.runs import machine as run_machine
 from focal_pl.clustering.fast_hdbscan import hdbscan_labels
+from focal_pl.runs import machine as run_machine
 
 RESULTS = Path(__file__).parent / "results"
 

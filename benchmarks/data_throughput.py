@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from focal_pl.runs import machine as run_machine
 from focal_pl.data.datamodule import ForgeryDataset, StreamItem
 from focal_pl.data.shards import write_shards
 from focal_pl.data.sources import FolderPairs
 from focal_pl.data.synthetic import PhotoPool, random_region
 from focal_pl.data.transforms import Augmentations
+from focal_pl.runs import machine as run_machine
 
 RESULTS = Path(__file__).parent / "results"
 

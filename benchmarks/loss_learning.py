@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from focal_pl.runs import machine as run_machine
 from focal_pl.clustering import Clusterer, resize_mask
 from focal_pl.data import SyntheticForgeries
-from focal_pl.data.transforms import image_to_tensor, mask_to_tensor, resize_pair
+from focal_pl.data.transforms import stack_source
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.metrics import ForgeryLocalizationMetrics
+from focal_pl.runs import machine as run_machine
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -50,17 +50,6 @@ VARIANTS = {
     "scl_within_warmup": (lambda s: SoftContrastiveLoss(coefficients="within_class", warmup_steps=s // 3), "within_class after a hard warm-up of 1/3"),
     "scl_within_batch": (lambda s: SoftContrastiveLoss(coefficients="within_class", scope="batch"), "within_class, batch scope"),
 }
-
-
-def materialize(dataset: SyntheticForgeries, size: int) -> tuple[torch.Tensor, torch.Tensor, list]:
-    images, masks, full = [], [], []
-    for i in range(len(dataset)):
-        image, mask, _ = dataset[i]
-        full.append(torch.from_numpy(mask.astype(bool)))
-        image, mask = resize_pair(image, mask, size)
-        images.append(image_to_tensor(image))
-        masks.append(mask_to_tensor(mask))
-    return torch.stack(images), torch.stack(masks), full
 
 
 def d4(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
@@ -102,8 +91,8 @@ def run_group(task: dict) -> list[dict]:
         seed=10_000, pool=args["pool"],
     )
     t0 = time.perf_counter()
-    train_x, train_y, _ = materialize(train_set, args["size"])
-    val_x, _, val_full = materialize(val_set, args["size"])
+    train_x, train_y, _ = stack_source(train_set, args["size"])
+    val_x, _, val_full = stack_source(val_set, args["size"])
     data_seconds = time.perf_counter() - t0
     clusterers = {
         "kmeans": Clusterer("kmeans"),

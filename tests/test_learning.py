@@ -8,27 +8,16 @@ import torch
 
 from focal_pl.clustering import Clusterer, resize_mask
 from focal_pl.data import SyntheticForgeries
-from focal_pl.data.transforms import image_to_tensor, mask_to_tensor, resize_pair
+from focal_pl.data.transforms import stack_source
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
 from focal_pl.metrics import ForgeryLocalizationMetrics
 
 
-def tensors(data: SyntheticForgeries, side: int):
-    images, masks, full = [], [], []
-    for i in range(len(data)):
-        image, mask, _ = data[i]
-        full.append(torch.from_numpy(mask.astype(bool)))
-        image, mask = resize_pair(image, mask, side)
-        images.append(image_to_tensor(image))
-        masks.append(mask_to_tensor(mask))
-    return torch.stack(images), torch.stack(masks), full
-
-
 @pytest.fixture(scope="module")
 def splices():
-    train = tensors(SyntheticForgeries(600, 96, kinds=["splice"], seed=1), 64)
-    val = tensors(SyntheticForgeries(24, 96, kinds=["splice"], seed=2), 64)
+    train = stack_source(SyntheticForgeries(600, 96, kinds=["splice"], seed=1), 64)
+    val = stack_source(SyntheticForgeries(24, 96, kinds=["splice"], seed=2), 64)
     return train, val
 
 

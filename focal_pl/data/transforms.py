@@ -3,6 +3,8 @@ resize + tensor conversion every split shares."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import torch
@@ -105,3 +107,17 @@ def image_to_tensor(image: np.ndarray) -> Tensor:
 def mask_to_tensor(mask: np.ndarray) -> Tensor:
     """uint8 H x W in {0,1} -> float 1 x H x W."""
     return torch.from_numpy(np.ascontiguousarray(mask)).float()[None]
+
+
+def stack_source(source: Any, size: int) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """Every item of a source, resized to ``size``, as tensors in memory: images N x 3 x size x size,
+    masks N x 1 x size x size, and each full-size truth mask (bool) to score against. For small
+    in-memory experiments (benchmarks, learning tests), not for training at scale."""
+    images, masks, full = [], [], []
+    for i in range(len(source)):
+        image, mask, _ = source[i]
+        full.append(torch.from_numpy(mask.astype(bool)))
+        image, mask = resize_pair(image, mask, size)
+        images.append(image_to_tensor(image))
+        masks.append(mask_to_tensor(mask))
+    return torch.stack(images), torch.stack(masks), full
