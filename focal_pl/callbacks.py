@@ -20,6 +20,11 @@ from focal_pl.visualize import save_rgb, side_by_side
 log = logging.getLogger(__name__)
 
 
+def empty_record() -> dict[str, Any]:
+    """The metrics record before any validation: untrained score, every validation, the best."""
+    return {"untrained": None, "history": [], "best": None}
+
+
 class ClusterEvaluator(Callback):
     """Clusters each validation image's features with the module's ``clusterer`` and logs
     ``val/f1`` (macro, the paper's), ``val/f1_forged`` and ``val/iou``: means over images, synced
@@ -47,7 +52,7 @@ class ClusterEvaluator(Callback):
         self.mask_resize = mask_resize
         self.metrics_file = metrics_file
         self.metrics = ForgeryLocalizationMetrics()
-        self.record: dict[str, Any] = {"untrained": None, "history": [], "best": None}
+        self.record: dict[str, Any] = empty_record()
         self._drawn = 0
         self._started = 0.0
         self._run_dir = Path(".")
@@ -57,8 +62,6 @@ class ClusterEvaluator(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._run_dir = run_dir(trainer)  # collective under DDP: here, where every rank is
-        # a checkpoint restores the training's record after setup; `validate` starts its own
-        self._fresh_record = stage != "fit"
 
     def run_dir(self, trainer: L.Trainer) -> Path:
         """The run folder (the logger's log_dir), fixed at setup."""
@@ -71,9 +74,8 @@ class ClusterEvaluator(Callback):
     # ---------------------------------------------------------------- hooks
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if getattr(self, "_fresh_record", False):
-            self.record = {"untrained": None, "history": [], "best": None}
-            self._fresh_record = False
+        if trainer.state.fn != "fit":  # `validate` reports its own pass, not a checkpoint's history
+            self.record = empty_record()
         self.metrics = self.metrics.to(pl_module.device)
         self.metrics.reset()
         self._drawn = 0
