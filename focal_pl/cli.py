@@ -57,15 +57,20 @@ def shipped_configs() -> list[str]:
     return sorted(str(p.relative_to(base)) for p in base.rglob("*.yaml"))
 
 
+def find_shipped(value: str, folder: Path, *, by_name: bool = False) -> Path | None:
+    """The shipped file ``value`` names in ``folder`` (``.yaml`` optional; with ``by_name`` also a
+    path elsewhere matched by its file name alone), or None."""
+    names = [value, *([Path(value).name] if by_name else []), f"{value}.yaml"]
+    return next((folder / name for name in names if (folder / name).is_file()), None)
+
+
 def resolve_config(value: str) -> str:
     """A config path as given when it exists, else the shipped config of that name (``.yaml``
     optional), else unchanged so that the parser reports the missing file."""
     if Path(value).exists():
         return value
-    for candidate in (configs_dir() / value, configs_dir() / f"{value}.yaml"):
-        if candidate.is_file():
-            return str(candidate)
-    return value
+    found = find_shipped(value, configs_dir())
+    return str(found) if found else value
 
 
 def resolve_config_args(argv: list[str]) -> list[str]:

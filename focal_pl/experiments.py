@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from focal_pl.cli import configs_dir, resolve_config
+from focal_pl.cli import configs_dir, find_shipped, resolve_config
 from focal_pl.runs import machine_line
 
 SWEEPS_DIR = Path(__file__).resolve().parent / "sweeps"
@@ -36,9 +36,9 @@ def resolve_file(value: str, shipped: Path) -> Path:
     path = Path(value)
     if path.is_file():
         return path
-    for candidate in (shipped / value, shipped / Path(value).name, shipped / f"{value}.yaml"):
-        if candidate.is_file():
-            return candidate
+    found = find_shipped(value, shipped, by_name=True)
+    if found:
+        return found
     raise SystemExit(f"focal-pl: no such file {value!r} (nor among the shipped ones in {shipped})")
 
 
