@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from focal_pl.data.datamodule import ForgeryDataset, StreamItem
+from focal_pl.data.datamodule import ForgeryDataset
+from focal_pl.data.shards import StreamItem
 from focal_pl.data.shards import write_shards
 from focal_pl.data.sources import FolderPairs
 from focal_pl.data.synthetic import PhotoPool, random_region

@@ -111,8 +111,7 @@ def run_group(task: dict) -> list[dict]:
         for step in range(args["steps"]):
             index = torch.randint(0, len(train_x), (args["batch"],), generator=order)
             x, y = d4(train_x[index], train_y[index], order)
-            if hasattr(loss_fn, "step"):
-                loss_fn.step = step
+            loss_fn.set_step(step)
             loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -76,10 +76,9 @@ class FocalModule(L.LightningModule):
     # ---------------------------------------------------------------- training
 
     def on_fit_start(self) -> None:
-        if hasattr(self.loss, "set_total_steps"):
-            total = self.trainer.estimated_stepping_batches
-            if total != float("inf"):
-                self.loss.set_total_steps(int(total))
+        total = self.trainer.estimated_stepping_batches
+        if total != float("inf"):
+            self.loss.set_total_steps(int(total))
 
     def _usable(self, batch: dict[str, Any]) -> bool:
         skipped = int(batch.get("skipped", 0))
@@ -93,8 +92,7 @@ class FocalModule(L.LightningModule):
             log.warning("training batch %d had no readable item; skipped", batch_idx)
             return None
         features = self(batch["image"])
-        if hasattr(self.loss, "step"):
-            self.loss.step = self.global_step
+        self.loss.set_step(self.global_step)
         loss = self.loss(features, batch["mask"])
         if not torch.isfinite(loss):
             raise FloatingPointError(

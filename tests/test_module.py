@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from focal_pl.clustering import Clusterer
 from focal_pl.extractors import ForensicCNN
-from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
+from focal_pl.losses import InfoNCELoss, PixelLoss, SoftContrastiveLoss
 from focal_pl.module import FocalModule
 
 
@@ -54,7 +53,7 @@ def test_training_step_passes_the_global_step_to_the_loss_warmup():
     assert loss.step == 0 and not loss.uses_soft_weights()
 
 
-class Exploding(nn.Module):
+class Exploding(PixelLoss):
     def forward(self, features, masks):
         return features.sum() * float("nan")
 

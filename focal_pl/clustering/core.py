@@ -11,6 +11,7 @@ from torch import Tensor
 
 from focal_pl.clustering.algorithms import ALGORITHMS, Algorithm, cluster_labels
 from focal_pl.clustering.labelling import NoiseRule, forged_from_labels, pristine_distance_score
+from focal_pl.clustering.masker import Masker
 
 
 def feature_rows(features: Tensor | np.ndarray) -> np.ndarray:
@@ -23,7 +24,7 @@ def feature_rows(features: Tensor | np.ndarray) -> np.ndarray:
     return F.normalize(rows, dim=1).numpy()
 
 
-class Clusterer:
+class Clusterer(Masker):
     """How each image's features become a mask: the algorithm and its labelling rule.
 
     Args:

@@ -9,64 +9,26 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from focal_pl.data.degradations import Degradation, robustness_grid
 from focal_pl.data.sampling import ResumableDataLoader, ResumableSampler, decode_index
-from focal_pl.data.shards import StreamingShards
+from focal_pl.data.items import collate, prepare_item, problem, skipped_item
+from focal_pl.data.shards import StreamItem, StreamingShards
 from focal_pl.data.sources import ForgerySource
-from focal_pl.data.transforms import Augmentations, image_to_tensor, mask_to_tensor, resize_pair
+from focal_pl.data.transforms import Augmentations
 
 log = logging.getLogger(__name__)
-
-
-def prepare_item(
-    image: np.ndarray, mask: np.ndarray, name: str, image_size: int,
-    augment: Augmentations | None = None, keep_full_mask: bool = False,
-    degradation: Degradation | None = None, truth: bool = True, seed: int | None = None,
-) -> dict[str, Any]:
-    """A decoded pair -> the item dict of a batch: (degraded,) augmented, resized, as tensors.
-    ``size`` is the image's own size, at which evaluation scores; ``truth`` says whether the mask
-    is a ground truth (False for a user's images without masks)."""
-    if degradation is not None:
-        image, mask = degradation(image, mask, name)
-    item: dict[str, Any] = {"name": name, "skipped": 0, "size": image.shape[:2], "truth": truth}
-    if keep_full_mask:
-        item["mask_full"] = torch.from_numpy(mask.astype(bool))
-    if augment is not None:
-        image, mask = augment(image, mask, seed)
-    image, mask = resize_pair(image, mask, image_size)
-    item["image"] = image_to_tensor(image)
-    item["mask"] = mask_to_tensor(mask)
-    return item
-
-
-class StreamItem:
-    """litdata transform: a stored shard sample -> a batch item (bad data reported and skipped)."""
-
-    def __init__(self, image_size: int, augment: Augmentations | None = None) -> None:
-        self.image_size = image_size
-        self.augment = augment
-
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        from focal_pl.data.shards import decode_sample
-
-        try:
-            image, mask, meta = decode_sample(sample)
-        except Exception as error:  # noqa: BLE001 - report and skip
-            log.warning("skipping a shard sample: %s", error)
-            return {"skipped": 1}
-        return prepare_item(image, mask, meta["name"], self.image_size, self.augment)
 
 
 class ForgeryDataset(Dataset):
     """One split: concatenated sources, each item augmented (training) and resized to ``image_size``.
 
-    An item whose source raises (corrupt file, missing mask, ...) is logged with the file and the
-    reason and counted in the batch's ``skipped``. In training another item takes its place, so
-    that batches keep their size (and DDP ranks their step count); in evaluation it is left out.
+    An item whose source raises (corrupt file, missing mask, ...) is left out with its file and
+    reason in the batch's ``problems`` (the training process warns once per file and counts them).
+    In training another item takes its place, so that batches keep their size (and DDP ranks their
+    step count); in evaluation it is left out.
     Evaluation items also carry the mask at the image's own resolution (``mask_full``), since the
     metrics are scored there.
     """
@@ -111,10 +73,7 @@ class ForgeryDataset(Dataset):
                     f"image {image.shape} and mask {mask.shape} do not form an H x W x 3 / H x W pair"
                 )
         except Exception as error:  # a bad item must not stop a run hours in: report and skip
-            where, reason = source.describe(local), str(error)
-            reason = reason[len(where) + 2 :] if reason.startswith(f"{where}: ") else reason
-            log.warning("skipping %s: %s", where, reason)
-            raise _Skipped from error
+            raise _Skipped(problem(source.describe(local), error)) from error
         name = str(meta.get("name", source.describe(local)))
         seed = hash((self.seed, epoch, index)) if self.augment is not None else None
         return prepare_item(image, mask, name, self.image_size, self.augment, self.keep_full_mask,
@@ -123,35 +82,21 @@ class ForgeryDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         epoch, index = decode_index(index, len(self))  # ResumableSampler's indices carry the epoch
         tries = 1 + (self.max_substitutes if self.substitute else 0)
+        problems: list[tuple[str, str]] = []
         for attempt in range(tries):
             candidate = index if attempt == 0 else (index * 7919 + attempt * 104729) % len(self)
             try:
                 item = self._read(candidate, epoch)
-            except _Skipped:
+            except _Skipped as skipped:
+                problems.append(skipped.args[0])
                 continue
-            item["skipped"] = attempt
+            item.update(skipped=len(problems), problems=problems)
             return item
-        return {"skipped": tries}
+        return skipped_item(problems)
 
 
 class _Skipped(Exception):
-    """An item was reported and left out."""
-
-
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack images and masks, keep names and full-size masks as lists, count skipped items."""
-    good = [item for item in items if "image" in item]
-    batch: dict[str, Any] = {"skipped": sum(item["skipped"] for item in items)}
-    if not good:
-        return batch
-    batch["image"] = torch.stack([item["image"] for item in good])
-    batch["mask"] = torch.stack([item["mask"] for item in good])
-    batch["name"] = [item["name"] for item in good]
-    batch["size"] = [tuple(item["size"]) for item in good]
-    batch["truth"] = [item["truth"] for item in good]
-    if "mask_full" in good[0]:
-        batch["mask_full"] = [item["mask_full"] for item in good]
-    return batch
+    """An item was left out; ``args[0]`` is its ``(where, reason)``."""
 
 
 def set_names(sources: list[ForgerySource]) -> list[str]:

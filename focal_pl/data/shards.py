@@ -32,7 +32,9 @@ import numpy as np
 
 from focal_pl import __version__
 from focal_pl.data.decode import encode_png, read_image, read_mask
+from focal_pl.data.items import prepare_item, problem, skipped_item
 from focal_pl.data.sources import FileSource, ForgerySource, load_pair
+from focal_pl.data.transforms import Augmentations
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +212,30 @@ def decode_sample(sample: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[
     image = read_image(bytes(sample["image"]), name=name, upright=bool(meta.get("upright")))
     mask = read_mask(bytes(sample["mask"]), name=f"{name} (mask)")
     return image, mask, {"name": name, "source": meta["source"]}
+
+
+def _sample_name(sample: dict[str, Any]) -> str:
+    """The stored name of a sample, or a placeholder when even its meta is unreadable."""
+    try:
+        return str(sample_meta(sample)["name"])
+    except Exception:  # noqa: BLE001
+        return "a shard sample with unreadable meta"
+
+
+class StreamItem:
+    """litdata transform: a stored shard sample -> a batch item (bad data reported and skipped)."""
+
+    def __init__(self, image_size: int, augment: Augmentations | None = None) -> None:
+        self.image_size = image_size
+        self.augment = augment
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        try:
+            image, mask, meta = decode_sample(sample)
+        except Exception as error:  # noqa: BLE001 - reported by the training process, once per item
+            return skipped_item([problem(_sample_name(sample), error)])
+        return prepare_item(image, mask, meta["name"], self.image_size, self.augment)
+
 
 
 class ShardSource(ForgerySource):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from focal_pl.extractors.base import Extractor
 
-class ForensicCNN(nn.Module):
+
+class ForensicCNN(Extractor):
     """Plain 3x3 conv stack that keeps full resolution first (where noise traces live), then
     halves it ``log2(stride)`` times and projects to ``out_dim``: B x 3 x H x W -> B x out_dim x H/s x W/s.
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from focal_pl.extractors.base import Extractor
 from focal_pl.extractors.weights import load_weights
 
 
@@ -18,7 +19,7 @@ def _keep_highest_resolution_output(body: nn.Module) -> None:
     last.fuse_layers = nn.ModuleList(last.fuse_layers[:1])
 
 
-class HRNet(nn.Module):
+class HRNet(Extractor):
     """HRNet as a FOCAL extractor: B x 3 x H x W -> B x C x H/4 x W/4.
 
     Args:

@@ -6,10 +6,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from focal_pl.extractors.base import Extractor
 from focal_pl.extractors.weights import load_weights
 
 
-class TimmBackbone(nn.Module):
+class TimmBackbone(Extractor):
     """``timm.create_model(name, features_only=True)``, the level at ``stride``, projected to ``out_dim``.
 
     Args:

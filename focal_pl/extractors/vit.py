@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from torch import Tensor, nn
+from torch import Tensor
 
+from focal_pl.extractors.base import Extractor
 from focal_pl.extractors.weights import StateDict, load_weights
 
 # embed_dim, depth, num_heads, global attention blocks (the SAM encoders; "tiny" is for CPU tests)
@@ -23,7 +24,7 @@ def sam_to_timm(state: StateDict) -> StateDict:
     return {k.replace("mlp.lin", "mlp.fc"): v for k, v in state.items()}
 
 
-class SamViT(nn.Module):
+class SamViT(Extractor):
     """The SAM image encoder as a FOCAL extractor (the paper's: ``size="large"`` at 1024 -> 256 x 64 x 64).
 
     Args:

@@ -1,6 +1,7 @@
 """Pixel losses: FOCAL's soft contrastive loss, the sampled contrastive losses of the ablation
 and the per-pixel cross-entropy of the traditional baseline."""
 
+from focal_pl.losses.base import PixelLoss
 from focal_pl.losses.contrastive import (
     CircleLoss,
     DCLLoss,
@@ -17,6 +18,7 @@ __all__ = [
     "DCLLoss",
     "InfoNCELoss",
     "PixelBCELoss",
+    "PixelLoss",
     "SampledPixelLoss",
     "SoftContrastiveLoss",
     "TripletLoss",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from focal_pl.losses.base import PixelLoss
 
 from focal_pl.losses.pixels import downsample_mask
 
 
-class PixelBCELoss(nn.Module):
+class PixelBCELoss(PixelLoss):
     """Binary cross-entropy of one-channel logits ``B x 1 x h x w`` against the masks on their grid.
 
     Args:

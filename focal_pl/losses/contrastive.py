@@ -11,7 +11,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from focal_pl.losses.base import PixelLoss
 
 from focal_pl.losses.pixels import flatten_pixels, zero_loss
 
@@ -28,7 +30,7 @@ def _off_diagonal(square: Tensor) -> Tensor:
     return square.flatten()[1:].view(n - 1, n + 1)[:, :-1].reshape(n, n - 1)
 
 
-class SampledPixelLoss(nn.Module):
+class SampledPixelLoss(PixelLoss):
     """Base class: pristine queries ``P`` and forged keys ``Q`` sampled per group, then ``pair_loss``."""
 
     def __init__(self, scope: Literal["image", "batch"] = "image", samples: int = 1000) -> None:

@@ -10,7 +10,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from focal_pl.losses.base import PixelLoss
 
 from focal_pl.losses.pixels import flatten_pixels, zero_loss
 
@@ -113,7 +115,7 @@ def contrastive_from_coefficients(
     return per_class.sum(-1)
 
 
-class SoftContrastiveLoss(nn.Module):
+class SoftContrastiveLoss(PixelLoss):
     """FOCAL's soft contrastive loss, computed image by image (eq. 10) or over the pooled batch.
 
     Args:
@@ -166,6 +168,10 @@ class SoftContrastiveLoss(nn.Module):
         """Resolve a fractional ``warmup_steps`` against the run's number of training steps."""
         if 0 < self.warmup_steps < 1:
             self.warmup_until = int(round(self.warmup_steps * total))
+
+    def set_step(self, step: int) -> None:
+        """The training step, for the hard-label warm-up."""
+        self.step = step
 
     def extra_repr(self) -> str:
         return (
