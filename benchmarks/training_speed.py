@@ -1,21 +1,31 @@
 """Training images/s and inference ms per image of the paper's extractors with the SCL loss, the
-baseline for issue 6's GPU work: eager timm models, bf16 autocast, Adam, 1024 x 1024 input.
+baseline for issue 6's GPU work: timm models, bf16 autocast, Adam, 1024 x 1024 input.
 
     python benchmarks/training_speed.py                       # on the GPU: ViT-L, ViT-B, HRNet-W32
-    python benchmarks/training_speed.py --models vit_b --channels-last --fused-adam --compile
-    python benchmarks/training_speed.py --device cpu --size 128 --models vit_tiny hrnet_w18_small --steps 3
+    python benchmarks/training_speed.py --models vit_l --attention fused timm --profile
+    python benchmarks/training_speed.py --models vit_l --options eager compile channels_last fused_adam \\
+        compile+fused_adam
+    python benchmarks/training_speed.py --device cpu --size 128 --models vit_tiny --steps 3 --attention fused timm \\
+        --profile --tag cpu_smoke                             # a CPU smoke run, not a GPU figure
 
-Each row is one (model, options) setting: steps after warm-up, images/s, peak GPU memory, and the
-feature time of one image in eval mode. Writes benchmarks/results/training_speed[_<tag>].json / .md
-with the machine (GPU name included).
+Each row is one (model, attention, options) setting: steps after warm-up, images/s, peak GPU memory,
+and the feature time of one image in eval mode. ``--attention`` picks the SAM ViTs' attention
+(``fused``: relative positions folded into one maskless SDPA call; ``timm``: timm's own path);
+``--options`` lists option sets (``eager`` or ``+``-joined ``channels_last``, ``compile``,
+``fused_adam``), one row each; the ``--channels-last/--compile/--fused-adam`` flags add to every set.
+``--profile`` then runs torch.profiler over ``--profile-steps`` training steps of each setting and
+writes the top ops by self device time (CUDA) or self CPU time to training_profile[_<tag>].md.
+Writes benchmarks/results/training_speed[_<tag>].json / .md with the machine (GPU name included).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,13 +35,16 @@ from focal_pl.losses import SoftContrastiveLoss
 from focal_pl.runs import machine, machine_line
 
 RESULTS = Path(__file__).parent / "results"
-MODELS = {
-    "vit_l": lambda size: SamViT("large", img_size=size),
-    "vit_b": lambda size: SamViT("base", img_size=size),
-    "vit_tiny": lambda size: SamViT("tiny", img_size=size),
-    "hrnet_w32": lambda size: HRNet("w32"),
-    "hrnet_w18_small": lambda size: HRNet("w18_small"),
-}
+VITS = {"vit_l": "large", "vit_b": "base", "vit_tiny": "tiny"}
+HRNETS = {"hrnet_w32": "w32", "hrnet_w18_small": "w18_small"}
+MODELS = sorted(VITS) + sorted(HRNETS)
+OPTIONS = ("channels_last", "compile", "fused_adam")
+
+
+def build(name: str, size: int, attention: str | None) -> torch.nn.Module:
+    if name in VITS:
+        return SamViT(VITS[name], img_size=size, attention=attention or "fused")
+    return HRNet(HRNETS[name])
 
 
 def synchronize(device: torch.device) -> None:
@@ -47,62 +60,193 @@ def batch(n: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.
     return images, masks
 
 
-def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict:
-    torch.manual_seed(0)
-    model = MODELS[name](args.size).to(device)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    loss_fn = SoftContrastiveLoss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=args.fused_adam or None)
-    forward = torch.compile(model) if args.compile else model
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    images, masks = batch(args.batch, args.size, device)
-    images = images.contiguous(memory_format=memory_format)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+def option_sets(args: argparse.Namespace) -> list[frozenset[str]]:
+    """The option sets of ``--options`` (one row each), each with the flags given."""
+    flags = {name for name in OPTIONS if getattr(args, name)}
+    sets = []
+    for spec in args.options or ["eager"]:
+        names = set() if spec == "eager" else set(spec.split("+"))
+        unknown = names - set(OPTIONS)
+        if unknown:
+            raise SystemExit(f"unknown option {sorted(unknown)} in {spec!r}: use eager or +-joined {OPTIONS}")
+        sets.append(frozenset(names | flags))
+    return list(dict.fromkeys(sets))
 
-    def step() -> float:
-        with torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16"):
-            loss = loss_fn(forward(images), masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+
+def settings(args: argparse.Namespace) -> list[tuple[str, str | None, frozenset[str]]]:
+    return [
+        (name, attention, options)
+        for name in args.models
+        for attention in (args.attention if name in VITS else [None])
+        for options in option_sets(args)
+    ]
+
+
+def label(name: str, attention: str | None, options: frozenset[str]) -> str:
+    return " / ".join([name] + ([f"{attention} attention"] if attention else []) + [", ".join(sorted(options)) or
+                                                                                    "eager"])
+
+
+class Setting:
+    """One model with its loss, optimizer and batch; ``step()`` is one training step."""
+
+    def __init__(self, name: str, attention: str | None, options: frozenset[str], args: argparse.Namespace,
+                 device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.device = device
+        self.dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+        self.autocast = args.precision == "bf16"
+        memory_format = torch.channels_last if "channels_last" in options else torch.contiguous_format
+        self.model = build(name, args.size, attention).to(device).to(memory_format=memory_format)
+        self.loss_fn = SoftContrastiveLoss()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4,
+                                          fused=True if "fused_adam" in options else None)
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = (
+            torch.compile(self.model) if "compile" in options else self.model)
+        images, self.masks = batch(args.batch, args.size, device)
+        self.images = images.contiguous(memory_format=memory_format)
+
+    def step(self, mark: Callable[[str], None] | None = None) -> float:
+        """One training step; ``mark(phase)`` is called at the end of each phase."""
+        from torch.profiler import record_function
+
+        mark = mark or (lambda phase: None)
+        with record_function("## forward + loss ##"), torch.autocast(self.device.type, dtype=self.dtype,
+                                                                      enabled=self.autocast):
+            loss = self.loss_fn(self.forward(self.images), self.masks)
+        mark("forward + loss")
+        self.optimizer.zero_grad(set_to_none=True)
+        with record_function("## backward ##"):
+            loss.backward()
+        mark("backward")
+        with record_function("## optimizer ##"):
+            self.optimizer.step()
+        mark("optimizer")
         return loss.item()
 
-    model.train()
+    def infer(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
+            return self.forward(images)
+
+
+def measure(setting: Setting, name: str, attention: str | None, options: frozenset[str],
+            args: argparse.Namespace) -> dict:
+    device = setting.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    setting.model.train()
     for _ in range(args.warmup):
-        step()
+        setting.step()
     synchronize(device)
     start = time.perf_counter()
     for _ in range(args.steps):
-        step()
+        setting.step()
     synchronize(device)
     train_seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
-    model.eval()
-    one = images[:1]
+    setting.model.eval()
+    one = setting.images[:1]
     times = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16"):
+    with torch.inference_mode():
         for i in range(args.warmup + args.steps):
             synchronize(device)
             start = time.perf_counter()
-            forward(one)
+            setting.infer(one)
             synchronize(device)
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
+    setting.model.train()
     return {
-        "model": name, "size": args.size, "batch": args.batch, "precision": args.precision,
-        "channels_last": args.channels_last, "compile": args.compile, "fused_adam": args.fused_adam,
+        "model": name, "attention": attention, "size": args.size, "batch": args.batch, "precision": args.precision,
+        **{option: option in options for option in OPTIONS},
         "steps": args.steps, "train_img_per_s": args.batch * args.steps / train_seconds,
         "peak_gib": peak, "infer_ms": 1000 * statistics.median(times),
-        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "params_m": sum(p.numel() for p in setting.model.parameters()) / 1e6,
     }
+
+
+def phase_times(setting: Setting, steps: int) -> dict[str, float]:
+    """Milliseconds per step of each phase: CUDA events on the stream (device time between the
+    phase ends), wall clock elsewhere."""
+    cuda = setting.device.type == "cuda"
+    totals: dict[str, float] = {}
+    for _ in range(steps):
+        marks: list[tuple[str, object]] = []
+
+        def mark(phase: str) -> None:
+            if cuda:
+                event = torch.cuda.Event(enable_timing=True)
+                event.record()
+                marks.append((phase, event))
+            else:
+                marks.append((phase, time.perf_counter()))
+
+        synchronize(setting.device)
+        mark("start")
+        setting.step(mark)
+        synchronize(setting.device)
+        for (_, begin), (phase, end) in zip(marks, marks[1:]):
+            ms = begin.elapsed_time(end) if cuda else 1000 * (end - begin)
+            totals[phase] = totals.get(phase, 0.0) + ms
+    return {phase: ms / steps for phase, ms in totals.items()}
+
+
+def profile(setting: Setting, steps: int, top: int) -> list[str]:
+    """Markdown: the top ops of ``steps`` training steps (after the measurement's warm-up) by self
+    device time on CUDA, by self CPU time elsewhere; then the time of each phase."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = setting.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    synchronize(setting.device)
+    wall = time.perf_counter()
+    with torch_profile(activities=activities) as prof:
+        for _ in range(steps):
+            setting.step()
+        synchronize(setting.device)
+    wall = time.perf_counter() - wall
+    events = prof.key_averages()
+    if cuda:  # kernels carry the device time; aten ops get their kernels' time as self device time
+        kernels = [e for e in events if e.device_type == DeviceType.CUDA and not e.key.startswith("## ")]
+        total = sum(e.self_device_time_total for e in kernels)
+        ops = sorted((e for e in events if e.device_type == DeviceType.CPU and e.self_device_time_total > 0
+                      and not e.key.startswith("## ")), key=lambda e: -e.self_device_time_total)
+        what, time_of = "self CUDA time", lambda e: e.self_device_time_total
+    else:
+        total = sum(e.self_cpu_time_total for e in events if not e.key.startswith("## "))
+        ops = sorted((e for e in events if not e.key.startswith("## ")), key=lambda e: -e.self_cpu_time_total)
+        kernels, what, time_of = [], "self CPU time", lambda e: e.self_cpu_time_total
+
+    def table(title: str, rows: list) -> list[str]:
+        lines = [f"{title}", "", f"| op | {what} ms / step | % | calls / step |", "|---|---|---|---|"]
+        for e in rows[:top]:
+            name = e.key if len(e.key) <= 90 else e.key[:87] + "..."
+            lines.append(f"| `{name.replace('|', '/')}` | {time_of(e) / 1000 / steps:.2f} | "
+                         f"{100 * time_of(e) / max(total, 1e-9):.1f} | {e.count / steps:g} |")
+        return lines + [""]
+
+    lines = [f"{steps} profiled steps, {1000 * wall / steps:.1f} ms / step wall clock (profiler on); "
+             f"{what} {total / 1000 / steps:.1f} ms / step in all.", ""]
+    lines += table(f"Top {top} ops by {what}:", ops)
+    if cuda:
+        kernels.sort(key=lambda e: -e.self_device_time_total)
+        lines += table(f"Top {top} CUDA kernels:", kernels)
+    phases = phase_times(setting, steps)
+    lines += [f"| phase (timed apart, no profiler) | {'CUDA' if cuda else 'CPU'} ms / step |", "|---|---|"]
+    lines += [f"| {phase} | {ms:.1f} |" for phase, ms in phases.items()]
+    return lines + [""]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["vit_l", "vit_b", "hrnet_w32"], choices=sorted(MODELS))
+    parser.add_argument("--models", nargs="+", default=["vit_l", "vit_b", "hrnet_w32"], choices=MODELS)
+    parser.add_argument("--attention", nargs="+", default=["fused"], choices=["fused", "timm"],
+                        help="SAM ViT attention, one row each (ignored by the HRNets)")
+    parser.add_argument("--options", nargs="+", default=None,
+                        help=f"option sets, one row each: eager or +-joined {', '.join(OPTIONS)}")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=4)
@@ -112,28 +256,49 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--fused-adam", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="profile each setting after measuring it")
+    parser.add_argument("--profile-steps", type=int, default=3)
+    parser.add_argument("--profile-top", type=int, default=25)
     parser.add_argument("--tag", default="", help="suffix of the results files")
     args = parser.parse_args()
     device = torch.device(args.device)
-    rows = []
-    for name in args.models:
-        row = measure(name, args, device)
+    rows, profiles = [], []
+    for name, attention, options in settings(args):
+        setting = Setting(name, attention, options, args, device)
+        row = measure(setting, name, attention, options, args)
         print(json.dumps(row), flush=True)
         rows.append(row)
+        if args.profile:
+            profiles += [f"## {label(name, attention, options)}", "",
+                         f"{args.size} x {args.size}, batch {args.batch}, {args.precision}.", ""]
+            profiles += profile(setting, args.profile_steps, args.profile_top)
+        del setting
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     info = machine()
-    stem = "training_speed" + (f"_{args.tag}" if args.tag else "")
+    suffix = f"_{args.tag}" if args.tag else ""
+    stem = "training_speed" + suffix
+    caveat = ([f"CPU run ({args.device}, load average {os.getloadavg()[0]:.1f} at the end): a smoke test of "
+               "the benchmark, not a GPU figure.", ""] if device.type != "cuda" else [])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    lines = [f"# Training and inference speed ({stem})", "", machine_line(info), "",
-             "| model | size | batch | precision | options | train img/s | peak GiB | infer ms / image | params M |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"# Training and inference speed ({stem})", "", machine_line(info), "", *caveat,
+             "| model | attention | size | batch | precision | options | train img/s | peak GiB | "
+             "infer ms / image | params M |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        options = ", ".join(k for k in ("channels_last", "compile", "fused_adam") if r[k]) or "eager"
+        options = ", ".join(k for k in OPTIONS if r[k]) or "eager"
         peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-"
-        lines.append(f"| {r['model']} | {r['size']} | {r['batch']} | {r['precision']} | {options} | "
-                     f"{r['train_img_per_s']:.2f} | {peak} | {r['infer_ms']:.1f} | {r['params_m']:.1f} |")
+        lines.append(f"| {r['model']} | {r['attention'] or '-'} | {r['size']} | {r['batch']} | {r['precision']} | "
+                     f"{options} | {r['train_img_per_s']:.2f} | {peak} | {r['infer_ms']:.1f} | {r['params_m']:.1f} |")
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.profile:
+        text = [f"# Training-step profile (training_profile{suffix})", "", machine_line(info), "", *caveat,
+                "Top ops of a few training steps (forward, SCL loss, backward, Adam) after the warm-up and "
+                "timing of the same setting.", "", *profiles]
+        (RESULTS / f"training_profile{suffix}.md").write_text("\n".join(text))
+        print("\n".join(text))
 
 
 if __name__ == "__main__":
