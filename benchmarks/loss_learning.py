@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from focal_pl.clustering import Clusterer, resize_mask
+from focal_pl.clustering import Clusterer
+from focal_pl.masks import resize_mask
 from focal_pl.data import SyntheticForgeries
 from focal_pl.data.transforms import stack_source
 from focal_pl.extractors import ForensicCNN

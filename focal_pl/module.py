@@ -1,4 +1,11 @@
-"""FocalModule: the extractor trained with a pixel loss; evaluation clusters its features per image."""
+"""FocalModule: the extractor trained with a pixel loss; evaluation clusters its features per image.
+
+The module is a thin LightningModule over plain components (extractor, loss, masker). It also
+supplies the callbacks it cannot work without (validation by clustering, the test report, the
+prediction writer, a checkpoint on interruption) when the Trainer has none of that type, so that
+``L.Trainer().fit(FocalModule(...), datamodule)`` in a user's own script validates, schedules and
+checkpoints as the CLI does.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,19 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor, nn
+from torch import Tensor
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from focal_pl.clustering import Clusterer
-from focal_pl.extractors.fusion import FusedExtractor
-from focal_pl.losses import SoftContrastiveLoss
+from focal_pl.clustering import Clusterer, Masker
+from focal_pl.extractors.base import Extractor
+from focal_pl.losses import PixelLoss, SoftContrastiveLoss
+from focal_pl.schedulers import CosineToEnd, ValidationPlateau
 
 log = logging.getLogger(__name__)
+
+MODEL_INPUTS = ("image", "mask")  # the batch keys that go to the model's device; the rest stays on the host
 
 
 class FocalModule(L.LightningModule):
@@ -26,36 +38,51 @@ class FocalModule(L.LightningModule):
         loss: pixel loss ``loss(features, masks)``; default the soft contrastive loss.
         clusterer: turns one image's features into a mask at evaluation; default HDBSCAN.
         optimizer: optimizer factory; default Adam with lr 1e-4 (the paper's).
-        scheduler: learning-rate scheduler factory; default halve the lr when ``monitor`` has
-            not improved for 3 validations (the official code's plateau rule). None: constant lr.
-        monitor: metric the plateau scheduler follows.
-        scheduler_interval: ``epoch`` or ``step``; with ``step`` set ``scheduler_frequency`` to the
-            trainer's ``val_check_interval`` so the plateau rule sees each validation once.
-        scheduler_frequency: scheduler steps every this many intervals.
+        scheduler: learning-rate scheduler factory, or ``plateau`` (default): halve the lr when
+            ``monitor`` has not improved for 3 validations, stepped once per validation (the
+            official code's rule, ``ValidationPlateau``). None: constant lr.
+        monitor: the validation metric the plateau rule follows: ``val/score`` = mean of macro F1
+            and IoU, the official code's.
+        scheduler_interval: when Lightning steps a scheduler other than the plateau rule: every
+            ``step`` or every ``epoch``.
+        compile: ``torch.compile`` the extractor (True, or a dict of ``torch.compile`` arguments,
+            e.g. ``{mode: max-autotune}``); the numbers equal eager mode's (tested).
+        channels_last: keep the extractor's weights and the input images in channels-last memory
+            format (faster convolutions on GPUs, e.g. HRNet).
+        sync_batchnorm: under DDP on GPUs, batch norms share their statistics across processes
+            (HRNet sees one or a few 1024 px images per GPU); CPU processes keep their own (torch
+            has no CPU SyncBatchNorm). Models without batch norm are unaffected.
     """
 
     def __init__(
         self,
-        extractor: nn.Module,
-        loss: nn.Module | None = None,
+        extractor: Extractor,
+        loss: PixelLoss | None = None,
         clusterer: Clusterer | None = None,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None | Literal["plateau"] = "plateau",
-        monitor: str = "val/f1",
-        scheduler_interval: Literal["epoch", "step"] = "epoch",
-        scheduler_frequency: int = 1,
+        monitor: str = "val/score",
+        scheduler_interval: Literal["epoch", "step"] = "step",
+        compile: bool | dict[str, Any] = False,
+        channels_last: bool = False,
+        sync_batchnorm: bool = True,
     ) -> None:
         super().__init__()
         self._save_config()
+        if loss is not None and not isinstance(loss, PixelLoss):
+            raise TypeError(f"loss must be a focal_pl.losses.PixelLoss, got {type(loss).__name__}")
         self.extractor = extractor
         self.loss = loss if loss is not None else SoftContrastiveLoss()
-        self.clusterer = clusterer if clusterer is not None else Clusterer()
+        self.clusterer: Masker = clusterer if clusterer is not None else Clusterer()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.monitor = monitor
         self.scheduler_interval = scheduler_interval
-        self.scheduler_frequency = scheduler_frequency
+        self.compile_options = compile
+        self.channels_last = channels_last
+        self.sync_batchnorm = sync_batchnorm
         self.skipped_items = 0
+        self._reported: set[str] = set()
 
     def _save_config(self) -> None:
         """Keep the constructor's config in the checkpoint, so ``load_from_checkpoint`` rebuilds the
@@ -69,9 +96,53 @@ class FocalModule(L.LightningModule):
         for key in [k for k, v in self.hparams.items() if not isinstance(v, plain)]:
             del self.hparams[key]
 
+    @property
+    def trainable(self) -> bool:
+        """Whether anything here learns (a fusion of frozen trained extractors does not)."""
+        return any(p.requires_grad for p in self.parameters())
+
     def forward(self, images: Tensor) -> Tensor:
         """Features of a batch of images."""
         return self.extractor(images)
+
+    # ---------------------------------------------------------------- devices and set-up
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """The one place where data changes device: the model inputs (``image``, ``mask``) go to the
+        model's device; truths at full size, names and sizes stay on the host, where the scoring
+        and the pictures use them (and where the masker returns its masks)."""
+        if not isinstance(batch, dict):
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        moved = dict(batch)
+        for key in MODEL_INPUTS:
+            if key in moved:
+                moved[key] = moved[key].to(device, non_blocking=True)
+        if self.channels_last and "image" in moved:
+            moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
+        return moved
+
+    def configure_model(self) -> None:
+        """Batch-norm syncing, memory format and compilation, once the strategy is known (before
+        DDP wraps the model)."""
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        if (self.sync_batchnorm and strategy is not None and self.trainer.world_size > 1
+                and strategy.root_device.type == "cuda"):
+            self.extractor = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.extractor)
+        if self.channels_last:
+            self.extractor.to(memory_format=torch.channels_last)
+        if self.compile_options and not getattr(self, "_compiled", False):
+            options = self.compile_options if isinstance(self.compile_options, dict) else {}
+            self.extractor.compile(**options)  # in place: parameter names and checkpoints unchanged
+            self._compiled = True
+
+    def configure_callbacks(self) -> list[Callback]:
+        """The callbacks this module needs, for each kind the Trainer does not have already."""
+        from focal_pl.evaluation import ClusterEvaluator, PredictionWriter, TestReport
+        from focal_pl.runs import InterruptCheckpoint
+
+        present = {type(c) for c in self.trainer.callbacks}
+        needed = (ClusterEvaluator, TestReport, PredictionWriter, InterruptCheckpoint)
+        return [kind() for kind in needed if not any(issubclass(p, kind) for p in present)]
 
     # ---------------------------------------------------------------- training
 
@@ -81,14 +152,20 @@ class FocalModule(L.LightningModule):
             self.loss.set_total_steps(int(total))
 
     def _usable(self, batch: dict[str, Any]) -> bool:
-        skipped = int(batch.get("skipped", 0))
-        if skipped:
-            self.skipped_items += skipped
-            self.log("data/skipped_items", float(self.skipped_items), reduce_fx="max")
+        """Count the batch's skipped items and warn once per file (loader workers stay silent, so a
+        bad file met in every epoch, or by several workers, is reported once and counted each time)."""
+        self.skipped_items += int(batch.get("skipped", 0))
+        for where, reason in batch.get("problems", ()):
+            if where not in self._reported:
+                self._reported.add(where)
+                log.warning("skipping %s: %s", where, reason)
         return "image" in batch
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
-        if not self._usable(batch):
+        usable = self._usable(batch)
+        # every step, so that each logged point holds the exact count so far (summed over ranks)
+        self.log("data/skipped_items", float(self.skipped_items), reduce_fx="sum", sync_dist=True)
+        if not usable:
             log.warning("training batch %d had no readable item; skipped", batch_idx)
             return None
         features = self(batch["image"])
@@ -102,18 +179,23 @@ class FocalModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(features))
         return loss
 
+    def on_train_end(self) -> None:
+        for logger in self.loggers:  # the final count, also when the last step was not a logged one
+            logger.log_metrics({"data/skipped_items": float(self.skipped_items)}, step=self.global_step)
+
     # ---------------------------------------------------------------- evaluation
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor] | None:
         if not self._usable(batch):
             return None
         features = self(batch["image"])
-        if not isinstance(self.extractor, FusedExtractor):  # fused members were trained already
+        if self.trainable:  # a fusion of trained, frozen extractors has no loss to report
             loss = self.loss(features, batch["mask"])
             self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=len(features))
         return {"features": features.detach()}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:
+        """Features of a validation batch (``ClusterEvaluator`` clusters and scores them)."""
         return self._eval_step(batch, "val")
 
     def test_step(
@@ -122,20 +204,28 @@ class FocalModule(L.LightningModule):
         """Features of a test batch (``TestReport`` scores them); one loader per test set."""
         return self._eval_step(batch, "test")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        """Per image: its name, features, and the forged mask and score map on the feature grid."""
-        features = self(batch["image"]).float().cpu()
-        splits = getattr(self.extractor, "member_channels", None)
-        out = []
-        for name, fmap in zip(batch["name"], features):
-            mask, score = self.clusterer(fmap, splits)
-            out.append({"name": name, "mask": mask, "score": score, "features": fmap})
-        return out
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:
+        """Features of a batch of images (``PredictionWriter`` clusters and writes them)."""
+        if not self._usable(batch):
+            return None
+        return {"features": self(batch["image"]).detach()}
+
+    def on_validation_epoch_end(self) -> None:
+        """One plateau step per validation, with the score the evaluation callback just logged."""
+        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
+            return
+        value = self.trainer.callback_metrics.get(self.monitor)
+        for config in self.trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, ValidationPlateau) and value is not None:
+                config.scheduler.step(float(value))
 
     # ---------------------------------------------------------------- optimization
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"{type(self.extractor).__name__} has no trainable parameter (a fusion of "
+                             "trained extractors is for test / predict, not fit)")
         if self.optimizer_factory is None:
             optimizer = torch.optim.Adam(params, lr=1e-4)
         else:
@@ -143,16 +233,11 @@ class FocalModule(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         if self.scheduler_factory == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="max", factor=0.5, patience=3, min_lr=1e-8
-            )
+            scheduler = ValidationPlateau(optimizer)
         else:
             scheduler = self.scheduler_factory(optimizer)
-        config = {
-            "scheduler": scheduler,
-            "interval": self.scheduler_interval,
-            "frequency": self.scheduler_frequency,
-        }
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            config["monitor"] = self.monitor
-        return {"optimizer": optimizer, "lr_scheduler": config}
+            if isinstance(scheduler, ReduceLROnPlateau):
+                scheduler = ValidationPlateau.wrapping(scheduler)
+            if isinstance(scheduler, CosineToEnd):
+                scheduler.set_total_steps(self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -20,6 +21,13 @@ def run_dir(trainer: L.Trainer) -> Path:
         version = version if isinstance(version, str) else f"version_{version}"
         folder = os.path.join(logger.save_dir or trainer.default_root_dir, str(logger.name), version)
     return Path(trainer.strategy.broadcast(str(folder)))
+
+
+def safe_stem(name: str) -> str:
+    """A file stem for an image name: its stem (no extension, so no ``x.jpg.png``), with every
+    character outside letters, digits, ``-``, ``_`` and ``.`` replaced by ``_``."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).stem)
+    return stem or "image"
 
 
 def machine() -> dict[str, Any]:
@@ -45,3 +53,63 @@ def machine_line(info: dict[str, Any] | None = None) -> str:
     info = info or machine()
     where = info["gpu"] or f"{info['processor']}, {info['cpu_count']} cores ({info['threads']} threads)"
     return f"Machine: {where}, {info['platform']}, torch {info['torch']}, {info['date']}."
+
+
+class InterruptCheckpoint(Callback):
+    """Saves ``last.ckpt`` in the run's ``checkpoints/`` when a fit stops on an exception: Ctrl-C,
+    SIGTERM (a scheduler's time limit), a non-finite loss. ``fit --ckpt_path last`` resumes from it.
+    Unlike Lightning's ``OnExceptionCheckpoint`` it keeps the file after a normal end (where
+    ``ModelCheckpoint(save_last=True)`` writes the same name) and says what it did."""
+
+    def __init__(self, filename: str = "last") -> None:
+        self.filename = filename
+        self._folder: Path | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._folder = run_dir(trainer) / "checkpoints"  # collective under DDP
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.state.fn != "fit" or self._folder is None or trainer.sanity_checking:
+            return
+        path = self._folder / f"{self.filename}.ckpt"
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state, to resume from
+        if trainer.is_global_zero:
+            reason = type(exception).__name__
+            print(f"\nfocal-pl: fit stopped at step {trainer.global_step} ({reason}); saved {path}. "
+                  "Resume with the same command and --ckpt_path last", flush=True)
+
+
+class LogProgress(Callback):
+    """Progress for log files: one line every ``every`` training steps (step, loss, speed) instead
+    of a progress bar redrawn at every step (a line per step once stdout is not a terminal)."""
+
+    def __init__(self, every: int = 50) -> None:
+        self.every = max(1, every)
+        self._started = 0.0
+        self._start_step = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import time
+
+        self._started, self._start_step = time.perf_counter(), trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        import time
+
+        step = trainer.global_step
+        if not trainer.is_global_zero or step % self.every:
+            return
+        rate = (step - self._start_step) / max(time.perf_counter() - self._started, 1e-9)
+        loss = trainer.callback_metrics.get("train/loss")
+        total = f"/{trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else ""
+        shown = f" loss {float(loss):.4f}" if loss is not None else ""
+        print(f"step {step}{total}{shown} ({rate:.2f} steps/s)", flush=True)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        score = trainer.callback_metrics.get("val/score")
+        f1 = trainer.callback_metrics.get("val/f1")
+        if score is not None and f1 is not None:
+            print(f"validation at step {trainer.global_step}: score {float(score):.4f} (macro F1 {float(f1):.4f})",
+                  flush=True)

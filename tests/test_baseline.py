@@ -15,7 +15,8 @@ from torch import nn
 from focal_pl.baseline import PixelClassifier, ThresholdMasker
 from focal_pl.cli import run_lightning
 from focal_pl.extractors import ForensicCNN, HRNet
-from focal_pl.losses import PixelBCELoss, downsample_mask
+from focal_pl.losses import PixelBCELoss
+from focal_pl.masks import downsample_mask
 from focal_pl.metrics import pixel_scores
 
 TINY = str(Path(__file__).parent / "configs" / "tiny.yaml")
@@ -89,17 +90,30 @@ def test_baseline_trains_checkpoints_and_validates_through_the_cli(tmp_path):
     cli = run_lightning(["fit", *common])
     assert isinstance(cli.model, PixelClassifier) and isinstance(cli.model.loss, PixelBCELoss)
     best = cli.trainer.checkpoint_callback.best_model_path
-    trained = cli.trainer.checkpoint_callback.best_model_score.item()
+    trained = cli.trainer.checkpoint_callback.best_model_score.item()  # the best val/score
     again = run_lightning(["validate", *common, "--ckpt_path", best])
-    assert again.trainer.callback_metrics["val/f1"].item() == pytest.approx(trained, abs=1e-6)
+    assert again.trainer.callback_metrics["val/score"].item() == pytest.approx(trained, abs=1e-6)
     loaded = PixelClassifier.load_from_checkpoint(best, weights_only=True)
     assert isinstance(loaded.clusterer, ThresholdMasker) and loaded.head.in_channels == 16
 
 
-def test_hrnet_batch_norms_become_sync_batchnorm_under_ddp_and_cpu_gets_a_clear_error(tmp_path):
-    hrnet = HRNet(variant="w18_small")
-    converted = nn.SyncBatchNorm.convert_sync_batchnorm(hrnet)
-    assert sum(isinstance(m, nn.SyncBatchNorm) for m in converted.modules()) > 50
+def test_hrnet_batch_norms_are_synced_under_ddp_on_gpus_only_and_lightnings_flag_on_cpu_is_named(tmp_path):
+    from types import SimpleNamespace
+
+    from focal_pl.module import FocalModule
+
+    def configured(world_size: int, device: str) -> FocalModule:
+        module = FocalModule(HRNet(variant="w18_small"))
+        strategy = SimpleNamespace(root_device=torch.device(device))
+        module._trainer = SimpleNamespace(strategy=strategy, world_size=world_size)
+        module.configure_model()
+        return module
+
+    def synced(module: FocalModule) -> int:
+        return sum(isinstance(m, nn.SyncBatchNorm) for m in module.extractor.modules())
+
+    assert synced(configured(2, "cuda")) > 50  # DDP on GPUs: HRNet's batch norms share statistics
+    assert synced(configured(2, "cpu")) == 0 and synced(configured(1, "cuda")) == 0
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "focal_pl", "fit", "--config", "demo.yaml", "--config", TINY,
                "--model.init_args.extractor=focal_pl.extractors.HRNet",
@@ -108,4 +122,4 @@ def test_hrnet_batch_norms_become_sync_batchnorm_under_ddp_and_cpu_gets_a_clear_
                "--trainer.logger.init_args.save_dir", str(tmp_path)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode != 0
-    assert "trainer.sync_batchnorm needs GPUs" in out.stderr and "sync_batchnorm false" in out.stderr
+    assert "trainer.sync_batchnorm: needs GPUs" in out.stderr and "sync_batchnorm false" in out.stderr

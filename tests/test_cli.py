@@ -64,23 +64,35 @@ def test_shipped_configs_resolve_with_print_config(name, capsys, tmp_path, monke
         main(["fit", "--config", name, "--print_config"])
     assert done.value.code in (0, None)
     config = yaml.safe_load(capsys.readouterr().out)
-    model = config["model"]["init_args"]
-    assert model["loss"]["class_path"] == "focal_pl.losses.SoftContrastiveLoss"
     assert config["evaluation"]["metrics_file"] == "metrics.json"
-    if name == "vit.yaml":  # the paper's setting
-        assert model["extractor"]["init_args"]["size"] == "large"
-        assert model["optimizer"]["init_args"]["lr"] == 1e-4
-        assert model["scheduler"]["init_args"] == {**model["scheduler"]["init_args"], "mode": "max",
-                                                   "factor": 0.5, "patience": 3}
+    checkpoint = config["trainer"]["callbacks"][0]["init_args"]
+    assert checkpoint["monitor"] == "val/score" and checkpoint["save_last"] is True
+    if name != "demo.yaml":  # the paper's setting, from the shared trainer and data sections
         assert config["trainer"]["precision"] == "bf16-mixed"
-        assert config["data"]["image_size"] == 1024
-        assert model["clusterer"]["init_args"]["min_cluster_size"] == 200
+        assert config["budget"] == {"images": 760000, "validate_every": 10000}
+        assert config["data"]["image_size"] == 1024 and config["data"]["val_split"] == 1000
 
 
-def test_paper_configs_instantiate(tmp_path, monkeypatch):
-    """Every class of vit.yaml / hrnet.yaml builds (on the meta device: no 1.2 GB of weights)."""
-    from focal_pl.cli import build_cli_class
+def test_vit_and_hrnet_configs_say_only_what_differs():
+    from focal_pl.shipped import configs_dir
+
+    vit = yaml.safe_load((configs_dir() / "vit.yaml").read_text())
+    hrnet = yaml.safe_load((configs_dir() / "hrnet.yaml").read_text())
+    assert vit["trainer"] == hrnet["trainer"] == "paper/trainer.yaml"
+    assert vit["data"] == hrnet["data"] == "paper/data.yaml"
+    # no block restates a class default: the loss, optimizer and plateau rule are the module's own
+    for config in (vit, hrnet):
+        assert set(config["model"]["init_args"]) <= {"extractor", "clusterer", "loss"}
+        assert config["model"]["init_args"]["loss"] == "focal_pl.losses.SoftContrastiveLoss"  # no options restated
+    assert "max_steps" not in (configs_dir() / "paper" / "trainer.yaml").read_text()
+
+
+def test_paper_configs_instantiate_with_the_papers_defaults(tmp_path, monkeypatch):
+    """Every class of vit.yaml / hrnet.yaml builds (on the meta device: no 1.2 GB of weights), and
+    what the configs leave out is the paper's: SCL, Adam 1e-4, the plateau rule, HDBSCAN 200."""
+    from focal_pl.cli.lightning import build_cli_class
     from focal_pl.data import ForgeryDataModule
+    from focal_pl.losses import SoftContrastiveLoss
     from focal_pl.module import FocalModule
 
     monkeypatch.chdir(tmp_path)
@@ -89,8 +101,40 @@ def test_paper_configs_instantiate(tmp_path, monkeypatch):
             cli = build_cli_class()(FocalModule, ForgeryDataModule, subclass_mode_model=True,
                                     auto_configure_optimizers=False, run=False,
                                     args=["--config", resolve_config(name)])
-        assert cli.model.extractor.out_dim == (256 if name == "vit.yaml" else 32)
-        assert cli.datamodule.image_size == 1024 and cli.trainer.max_steps == 760000
+        model = cli.model
+        assert model.extractor.out_dim == (256 if name == "vit.yaml" else 32)
+        assert isinstance(model.loss, SoftContrastiveLoss) and model.loss.temperature == 0.1
+        assert model.loss.scope == "image" and model.loss.coefficients == "within_class"
+        assert model.optimizer_factory is None and model.scheduler_factory == "plateau"
+        assert model.clusterer.min_cluster_size == 200 and model.clusterer.grid == (64 if name == "hrnet.yaml" else None)
+        assert cli.datamodule.image_size == 1024 and cli.datamodule.val_split == 1000
+        assert cli.datamodule.augmentations.pad_to == 1024  # linked to data.image_size, said once
+        budget = next(c for c in cli.trainer.callbacks if type(c).__name__ == "TrainingBudget")
+        assert budget.images == 760000 and budget.validate_every == 10000
+
+
+def test_the_budget_in_images_becomes_steps_for_the_batch_and_devices(tmp_path):
+    """190 rounds of 4000 images are 190000 steps at batch 4 (not the 760000 the old config had)."""
+    from focal_pl.budget import TrainingBudget
+
+    class Trainer:  # what TrainingBudget reads of a trainer
+        world_size, accumulate_grad_batches, max_epochs, is_global_zero = 1, 1, None, True
+        val_check_interval, check_val_every_n_epoch = None, 1
+
+        class datamodule:
+            batch_size = 4
+
+        class fit_loop:
+            max_steps, max_epochs = -1, None
+
+    trainer = Trainer()
+    TrainingBudget(images=760000, validate_every=10000).setup(trainer, None, "fit")
+    assert trainer.fit_loop.max_steps == 190000 and trainer.val_check_interval == 2500
+    trainer.world_size, trainer.datamodule.batch_size = 4, 1  # the paper's 4 GPUs x 1 image
+    TrainingBudget(images=760000, validate_every=10000).setup(trainer, None, "fit")
+    assert trainer.fit_loop.max_steps == 190000 and trainer.val_check_interval == 2500
+    with pytest.raises(ValueError, match="budget.images must be a positive"):
+        TrainingBudget(images=0)
 
 
 def test_fit_writes_checkpoint_metrics_and_pictures_then_validate_test_predict_agree(tmp_path):
@@ -102,7 +146,7 @@ def test_fit_writes_checkpoint_metrics_and_pictures_then_validate_test_predict_a
     final = record["final"]
     for key in ("f1", "f1_forged", "iou"):
         assert 0.0 <= final[key] <= 1.0
-    assert record["best"]["f1"] == max(e["f1"] for e in record["history"])
+    assert record["best"]["score"] == max(e["score"] for e in record["history"])  # mean of F1 and IoU
     assert (folder / "config.yaml").is_file()
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
     assert best.is_file() and best.parent == folder / "checkpoints"
@@ -131,8 +175,11 @@ def test_fit_writes_checkpoint_metrics_and_pictures_then_validate_test_predict_a
     predicted = run("predict", "--ckpt_path", str(best), "--data.predict", json.dumps(
         [{"class_path": "focal_pl.data.SyntheticForgeries", "init_args": {"length": 5, "size": 64}}]
     ), root=tmp_path)
-    items = [item for batch in predicted.trainer.predict_loop.predictions for item in batch]
-    assert len(items) == 5 and items[0]["mask"].shape == (16, 16) and items[0]["mask"].dtype == torch.bool
+    out = Path(predicted.trainer.log_dir)
+    assert out.parent == folder and out.name == "predict_0"  # beside the trained run
+    masks = sorted(out.glob("*_mask.png"))
+    assert len(masks) == 5 and cv2.imread(str(masks[0]), cv2.IMREAD_GRAYSCALE).shape == (64, 64)
+    assert Path(tested.trainer.log_dir) == folder / "test_0" and (folder / "test_0" / "results.md").is_file()
 
     # the checkpoint alone rebuilds the module (the config travels in it)
     from focal_pl.module import FocalModule
@@ -197,3 +244,94 @@ def test_data_configs_lay_over_the_model_configs(data, capsys, tmp_path, monkeyp
     else:
         readers = [s["class_path"].rsplit(".", 1)[1] for s in config["data"]["test"]]
         assert readers == ["Columbia", "Coverage", "CASIA", "NIST16", "MISD", "FaceForensics"]
+
+
+def fails_in_one_line(root: Path, *args: str) -> str:
+    """Run a command that must fail on its config, as a user would: exit code 2, exactly one line
+    on stderr (nothing else printed there), and no run folder created."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "focal_pl", args[0], "--config", "demo.yaml", "--config", TINY,
+               "--trainer.logger.init_args.save_dir", str(root), *args[1:]]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    err = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(err) == 1, (out.returncode, err[-20:])
+    assert not list(root.rglob("version_*")) and not list(root.rglob("*_0"))  # nothing was created
+    return err[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--model.init_args.loss.init_args.temperature", "-1"], r"model\.init_args\.loss.*temperature must be > 0"),
+    (["--model.init_args.clusterer.init_args.min_cluster_size", "0"], r"min_cluster_size"),
+    (["--model.init_args.loss.init_args.temprature", "0.2"], r"temprature.*did you mean 'temperature'"),
+    (["--trainer.max_step", "20"], r"max_step"),  # no prefix matching: a typo is not max_steps
+    (["--data.train", '[{"class_path": "focal_pl.data.sources.FolderPairs", "init_args": {"images": "/nowhere"}}]'],
+     r"/nowhere does not exist"),
+])
+def test_config_errors_are_one_line_naming_the_key_before_any_run_folder(args, expected, tmp_path):
+    import re
+
+    line = fails_in_one_line(tmp_path, "fit", *args)
+    assert re.search(expected, line), line
+
+
+def test_evaluation_refuses_a_missing_checkpoint_and_an_untrained_model(tmp_path):
+    line = fails_in_one_line(tmp_path, "test", "--ckpt_path", str(tmp_path / "missing.ckpt"))
+    assert "missing.ckpt does not exist" in line
+    line = fails_in_one_line(tmp_path, "test", "--ckpt_path", "last")
+    assert "no last checkpoint" in line
+    line = fails_in_one_line(tmp_path, "validate")
+    assert "untrained model" in line and "--ckpt_path" in line
+    allowed = run("validate", "--run.allow_untrained", "true", root=tmp_path)  # on purpose, it runs
+    assert 0.0 <= allowed.trainer.callback_metrics["val/f1"].item() <= 1.0
+
+
+def test_resume_takes_only_an_unambiguous_run_with_the_same_config(capsys, tmp_path):
+    first = run("fit", "--trainer.max_steps", "2", "--trainer.num_sanity_val_steps", "0", root=tmp_path)
+    run_folder = Path(first.trainer.log_dir)
+    rows = (run_folder / "metrics.csv").read_text().splitlines()
+    resumed = run("fit", "--ckpt_path", "last", "--trainer.max_steps", "4", "--trainer.num_sanity_val_steps", "0",
+                  root=tmp_path)
+    assert Path(resumed.trainer.log_dir) == run_folder and resumed.trainer.global_step == 4
+    assert f"resuming {run_folder.resolve()} from step 2" in capsys.readouterr().out
+    after = (run_folder / "metrics.csv").read_text().splitlines()
+    assert len(after) > len(rows) and after[1:len(rows)] == rows[1:]  # appended, not truncated
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "demo.yaml", "--config", TINY, "--trainer.logger.init_args.save_dir", str(tmp_path),
+              "--ckpt_path", str(run_folder), "--model.init_args.loss.init_args.temperature", "0.3"])
+    assert "trained with another config (model.init_args.loss.init_args.temperature: 0.1 -> 0.3)" \
+        in capsys.readouterr().err
+    run("fit", "--trainer.max_steps", "2", "--trainer.num_sanity_val_steps", "0", root=tmp_path)  # a second run
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "demo.yaml", "--config", TINY, "--trainer.logger.init_args.save_dir", str(tmp_path),
+              "--ckpt_path", "last"])
+    err = capsys.readouterr().err
+    assert "several runs" in err and "(step 4)" in err and "(step 2)" in err
+
+
+def test_configs_lists_each_shipped_file_with_its_purpose_and_the_sweeps(capsys):
+    assert main(["configs"]) == 0
+    out = capsys.readouterr().out
+    assert "vit.yaml" in out and "SAM ViT-L" in out and "temperature.yaml" in out and "Sweeps" in out
+    assert all(len(line.split(None, 1)) == 2 for line in out.splitlines() if line.startswith("  "))
+
+
+def test_help_of_the_model_lists_the_projects_classes_not_every_torch_module(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "demo.yaml", "--model.help", "FocalModule"])
+    out = capsys.readouterr().out
+    assert "focal_pl.extractors.SamViT" in out and "focal_pl.losses.InfoNCELoss" in out
+    assert "torch.nn.Conv2d" not in out and "torch.nn.MSELoss" not in out
+    assert len(out.splitlines()) < 400
+
+
+def test_a_log_file_gets_a_line_every_few_steps_not_a_redrawn_bar(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "focal_pl", "fit", "--config", "demo.yaml", "--config", TINY,
+               "--trainer.max_steps", "6", "--trainer.log_every_n_steps", "2", "--trainer.enable_progress_bar", "null",
+               "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    steps = [line for line in out.stdout.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in steps] == ["2/6", "4/6", "6/6"]
+    assert "\r" not in out.stdout + out.stderr and "Tip:" not in out.stdout + out.stderr
+    assert "LeafSpec" not in out.stderr

@@ -55,7 +55,7 @@ def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, t
         {"class_path": "focal_pl.data.SyntheticForgeries", "init_args": {"length": 6, "size": 64, "authentic_fraction": 0.5, "seed": 4}},
     ])
     run = cli("test", "--ckpt_path", checkpoint, "--data.test", sets, root=tmp_path)
-    folder = Path(run.trainer.log_dir) / "test"
+    folder = Path(run.trainer.log_dir)
     report = json.loads((folder / "results.json").read_text())
     assert report["resolution"] == "image" and "macro F1" in report["legend"]["f1"]
     assert {r["set"] for r in report["results"]} == {"folder", "synthetic-4"}
@@ -100,15 +100,18 @@ def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, t
         assert entry["f1"] == pytest.approx(np.mean([float(r["f1"]) for r in forged]))
         assert entry["iou"] == pytest.approx(np.mean([float(r["iou"]) for r in forged]))
         assert entry["false_alarm_rate"] == pytest.approx(np.mean([p.any() for p in authentic]))
-        decisions = [p.any() == f for f, p, _ in items]
+        # accuracy and AUC from one score: forged when the image-level score exceeds the threshold
+        decisions = [(float(r["image_score"]) > report["image_threshold"]) == f for f, _, r in items]
         assert entry["image_acc"] == pytest.approx(np.mean(decisions))
+        scores = [float(r["image_score"]) for _, _, r in items]
+        assert entry["image_auc"] == pytest.approx(roc_auc_score([f for f, _, _ in items], scores))
 
 
 def test_grid_resolution_scores_on_the_feature_grid(checkpoint, tmp_path):
     images = folder_pairs(tmp_path / "data", n=3, authentic=0)
     sets = json.dumps([{"class_path": "focal_pl.data.sources.FolderPairs", "init_args": {"images": str(images)}}])
     run = cli("test", "--ckpt_path", checkpoint, "--data.test", sets, "--testing.resolution", "grid", root=tmp_path)
-    folder = Path(run.trainer.log_dir) / "test"
+    folder = Path(run.trainer.log_dir)
     row = next(csv.DictReader((folder / "per_image.csv").open()))
     assert np.asarray(Image.open(folder / row["mask_file"])).shape == (16, 16)  # 64 px input / 4
     assert "feature grid" in (folder / "results.md").read_text()
@@ -118,7 +121,7 @@ def test_robustness_runs_each_set_under_each_degradation_and_plots(checkpoint, t
     sets = json.dumps([{"class_path": "focal_pl.data.SyntheticForgeries", "init_args": {"length": 4, "size": 64, "seed": 8}}])
     run = cli("test", "--ckpt_path", checkpoint, "--data.test", sets,
               "--data.test_degradations", "[none, jpeg:50, resize:0.5, osn:48]", root=tmp_path)
-    folder = Path(run.trainer.log_dir) / "test"
+    folder = Path(run.trainer.log_dir)
     table = json.loads((folder / "results.json").read_text())["results"]
     assert [e["degradation"] for e in table] == ["none", "jpeg:50", "resize:0.5", "osn:48"]
     rows = list(csv.DictReader((folder / "per_image.csv").open()))
@@ -139,7 +142,7 @@ def test_feature_fusion_of_two_checkpoints_without_retraining(checkpoint, tmp_pa
         run = cli("test", "--model.init_args.extractor", fused, "--data.test", sets,
                   "--model.init_args.clusterer.init_args.fusion", fusion, root=tmp_path)
         assert run.model.extractor.member_channels == [16, 16]
-        table = json.loads((Path(run.trainer.log_dir) / "test" / "results.json").read_text())["results"]
+        table = json.loads((Path(run.trainer.log_dir) / "results.json").read_text())["results"]
         assert table[0]["forged_images"] == 3 and 0 <= table[0]["f1"] <= 1
 
 
@@ -149,7 +152,7 @@ def test_predict_writes_masks_overlays_scores_and_one_html_page(checkpoint, tmp_
         args = {"root": str(images)} if source == "ImageFolder" else {"images": str(images), "include_authentic": True}
         data = json.dumps([{"class_path": f"focal_pl.data.sources.{source}", "init_args": args}])
         run = cli("predict", "--ckpt_path", checkpoint, "--data.predict", data, root=tmp_path)
-        folder = Path(run.trainer.log_dir) / "predictions"
+        folder = Path(run.trainer.log_dir)
         page = (folder / "index.html").read_text()
         rows = list(csv.DictReader((folder / "scores.csv").open()))
         assert len(rows) == 3
@@ -200,3 +203,72 @@ def test_aggregate_handles_sets_without_authentic_images():
     entry = aggregate(rows)[0]
     assert entry["f1"] == 0.5 and math.isnan(entry["pixel_auc"]) and math.isnan(entry["image_auc"])
     assert math.isnan(entry["false_alarm_rate"]) and math.isnan(entry["image_acc"])
+
+
+def test_write_report_says_no_authentic_images_instead_of_nan(tmp_path):
+    from focal_pl.evaluation.report import NO_AUTHENTIC, write_report
+
+    rows = [dict(set="ffpp", degradation="none", name="a", truth=True, authentic=False, f1=0.5, f1_forged=0.4,
+                 f1_permuted=0.6, iou=0.3, pixel_auc=0.7, image_score=0.2, forged_share=0.1)]
+    write_report(tmp_path, rows, {"resolution": "image", "image_threshold": 0.05})
+    table = (tmp_path / "results.md").read_text()
+    line = next(t for t in table.splitlines() if t.startswith("| ffpp"))
+    assert line.count(NO_AUTHENTIC) == 4 and "nan" not in line
+    assert json.loads((tmp_path / "results.json").read_text())["notes"] == {"ffpp": NO_AUTHENTIC}
+
+
+class FixedMasker:
+    """A masker that returns a given grid mask for every map (to test the scoring alone)."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def cluster_batch(self, features, splits=None):
+        return [(self.mask.clone(), self.mask.float()) for _ in features]
+
+
+def test_grid_scoring_brings_the_truth_to_the_grid_as_the_official_code_does():
+    import cv2
+
+    from focal_pl.evaluation.scoring import score_batch
+
+    truth = torch.zeros(100, 140, dtype=torch.bool)
+    truth[20:61, 30:97] = True
+    tiny = torch.zeros(100, 140, dtype=torch.bool)
+    tiny[50:52, 70:72] = True  # a forgery that vanishes on a 16 x 16 grid
+    predicted = torch.zeros(16, 16, dtype=torch.bool)
+    predicted[3:10, 4:11] = True
+    batch = {"name": ["a", "b"], "size": [(100, 140)] * 2, "truth": [True, True], "mask_full": [truth, tiny]}
+    scored = score_batch(torch.zeros(2, 4, 16, 16), FixedMasker(predicted), batch, resolution="grid")
+    official = cv2.resize(truth.numpy().astype(np.uint8) * 255, (16, 16), interpolation=cv2.INTER_LINEAR) > 127
+    expected = f1_score(official.ravel(), predicted.numpy().ravel(), average="macro")
+    assert scored[0].result.f1 == pytest.approx(expected, abs=1e-12)
+    assert scored[0].mask.shape == (16, 16)
+    vanished = scored[1].result
+    assert not vanished.authentic and vanished.truth  # still a forged image, scored as one
+    assert vanished.f1_forged == 0.0
+    rows = [s.result.row() for s in scored]
+    assert aggregate(rows)[0]["forged_images"] == 2
+
+
+def test_validation_test_and_predict_give_the_same_masks(checkpoint, tmp_path):
+    """One scoring path: for the same checkpoint and images, the masks test and predict save are
+    equal, and validation's F1 is the mean of test's per-image F1, for every fusion mode."""
+    images = folder_pairs(tmp_path / "data", n=3, authentic=0)
+    source = [{"class_path": "focal_pl.data.sources.FolderPairs", "init_args": {"images": str(images)}}]
+    fused = json.dumps({"class_path": "focal_pl.extractors.FusedExtractor",
+                        "init_args": {"checkpoints": [checkpoint, checkpoint]}})
+    for fusion in ("features", "union"):
+        common = ["--model.init_args.extractor", fused, "--model.init_args.clusterer.init_args.fusion", fusion]
+        tested = cli("test", *common, "--data.test", json.dumps(source), root=tmp_path / fusion)
+        predicted = cli("predict", *common, "--data.predict", json.dumps(source), root=tmp_path / fusion)
+        validated = cli("validate", *common, "--data.val", json.dumps(source), root=tmp_path / fusion)
+        test_dir = Path(tested.trainer.log_dir)
+        test_rows = {r["name"]: r for r in csv.DictReader((test_dir / "per_image.csv").open())}
+        predict_dir = Path(predicted.trainer.log_dir)
+        for row in csv.DictReader((predict_dir / "scores.csv").open()):
+            a = np.asarray(Image.open(test_dir / test_rows[row["name"]]["mask_file"]))
+            b = np.asarray(Image.open(predict_dir / row["mask_file"]))
+            assert np.array_equal(a, b), (fusion, row["name"])
+        mean_f1 = np.mean([float(r["f1"]) for r in test_rows.values()])
+        assert validated.trainer.callback_metrics["val/f1"].item() == pytest.approx(mean_f1, abs=1e-6)

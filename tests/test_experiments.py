@@ -11,12 +11,13 @@ import pytest
 import yaml
 
 from focal_pl.cli import configs_dir, main
-from focal_pl.experiments import SWEEPS_DIR, ablate_main, command_for, expand, sample, sweep_main
+from focal_pl.cli.experiments import ablate_main, command_for, expand, sample, sweep_main
+from focal_pl.shipped import sweeps_dir
 
 CONFIGS = Path(__file__).parent / "configs"
 TINY = str(CONFIGS / "tiny.yaml")
 TINY_DATA = str(CONFIGS / "tiny_data.yaml")
-SWEEP_FILES = sorted(SWEEPS_DIR.glob("*.yaml"))
+SWEEP_FILES = sorted(sweeps_dir().glob("*.yaml"))
 ABLATION_SETS = sorted((configs_dir() / "ablation").glob("*.yaml"))
 
 
@@ -60,7 +61,8 @@ def test_the_sweep_and_ablation_files_are_shipped():
 def test_every_sweep_key_resolves_in_the_cli(path, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sweep = yaml.safe_load(path.read_text())
-    assert sweep["metric"]["name"] == "val/f1" and "${args}" in sweep["command"]
+    assert sweep["metric"]["name"] == "val/score" and "${args}" in sweep["command"]
+    assert sweep["command"][:4] == ["${env}", "${interpreter}", "-m", "focal_pl"]  # no bare focal-pl on PATH
     values = expand(sweep, count=1, seed=3)[0]
     command = command_for(sweep, values)
     assert command[:3][-2:] == ["focal_pl", "fit"] or command[1:4] == ["-m", "focal_pl", "fit"]
@@ -70,11 +72,11 @@ def test_every_sweep_key_resolves_in_the_cli(path, capsys, tmp_path, monkeypatch
 
 
 def test_grid_sweeps_expand_to_every_combination_and_random_ones_draw_inside_the_bounds():
-    grid = yaml.safe_load((SWEEPS_DIR / "temperature_fuzziness.yaml").read_text())
+    grid = yaml.safe_load((sweeps_dir() / "temperature_fuzziness.yaml").read_text())
     runs = expand(grid)
     sizes = [len(spec["values"]) for spec in grid["parameters"].values()]
     assert len(runs) == math.prod(sizes) and len({tuple(r.values()) for r in runs}) == len(runs)
-    spec = yaml.safe_load((SWEEPS_DIR / "random_temperature_fuzziness.yaml").read_text())
+    spec = yaml.safe_load((sweeps_dir() / "random_temperature_fuzziness.yaml").read_text())
     draws = expand(spec, count=50, seed=1)
     temperature = spec["parameters"]["model.init_args.loss.init_args.temperature"]
     assert len(draws) == 50
@@ -94,15 +96,19 @@ def test_sweep_runs_locally_offline_and_tabulates_each_run(tmp_path, monkeypatch
     assert code == 0
     rows = json.loads((out / "sweep_results.json").read_text())
     assert [r["values"]["model.init_args.loss.init_args.temperature"] for r in rows] == [0.05, 0.1]
+    assert [r["version"] for r in rows] == ["run000_temperature=0.05", "run001_temperature=0.1"]
     for row in rows:
-        record = json.loads((out / f"{row['label']}.json").read_text())
+        folder = out / row["version"]  # one layout: each run's own folder holds everything
+        record = json.loads((folder / "metrics.json").read_text())
+        assert Path(record["run_dir"]) == folder.resolve() == Path(row["run_dir"])
         assert row["best"]["f1"] == record["best"]["f1"] and 0.0 <= row["best"]["f1"] <= 1.0
-        config = yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())
+        config = yaml.safe_load((folder / "config.yaml").read_text())
         assert config["model"]["init_args"]["loss"]["init_args"]["temperature"] == row["values"][
             "model.init_args.loss.init_args.temperature"]
+        assert list(folder.glob("wandb/offline-run-*")), "the W&B logger wrote no offline run in the run folder"
+        assert (folder / "run.log").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
     table = (out / "sweep_results.md").read_text()
-    assert table.count("| run00") == 2 and "0.05" in table
-    assert any((tmp_path / "runs").rglob("offline-run-*")), "the W&B logger wrote no offline run"
+    assert table.count("| run00") == 2 and "0.05" in table and "Arguments added to every run" in table
 
 
 @pytest.mark.parametrize("path", ABLATION_SETS, ids=lambda p: p.stem)
@@ -138,7 +144,7 @@ def test_ablate_trains_each_variant_then_clusters_one_checkpoint_each_way(tmp_pa
     assert code == 0
     rows = {r["label"]: r for r in json.loads((out / "ablation_results.json").read_text())}
     assert set(rows) == {"nce", "scl_soft_image"}
-    assert Path(rows["nce"]["run_dir"]).parent.name == "losses-nce"  # runs/<set>-<variant>/version_N
+    assert Path(rows["nce"]["run_dir"]) == (out / "nce").resolve()  # runs/ablations/<set>/<variant>
     nce = yaml.safe_load((Path(rows["nce"]["run_dir"]) / "config.yaml").read_text())
     assert nce["model"]["init_args"]["loss"]["class_path"] == "focal_pl.losses.InfoNCELoss"
     table = (out / "ablation_results.md").read_text()
@@ -179,10 +185,43 @@ def test_unknown_variant_is_named(tmp_path, monkeypatch):
 def test_a_failing_run_is_reported_as_failed_not_with_stale_numbers(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "sweep"
-    out.mkdir()
-    (out / "run000.json").write_text(json.dumps({"best": {"f1": 0.99}, "final": {"f1": 0.99}}))  # an old run's
+    old = out / "run000_temperature=0.05"
+    old.mkdir(parents=True)
+    (old / "metrics.json").write_text(json.dumps({"best": {"f1": 0.99}, "final": {"f1": 0.99}}))  # an old run's
     code = sweep_main(["temperature", "--count", "1", "--out", str(out), "--trainer.max_steps", "many"])
     assert code == 1
     row = json.loads((out / "sweep_results.json").read_text())[0]
+    assert row["version"] == "run000_temperature=0.05-2"  # a new folder, the old run's left alone
     assert row["returncode"] != 0 and row["best"] is None
-    assert "failed" in (out / "sweep_results.md").read_text() and "many" in (out / "run000.log").read_text()
+    assert "failed" in (out / "sweep_results.md").read_text()
+    assert "many" in (out / row["version"] / "run.log").read_text()
+
+
+def test_a_run_that_never_validated_is_failed_not_nan_ok(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "sweep"
+    code = sweep_main(["temperature", "--count", "1", "--out", str(out), "--config", TINY, "--trainer.max_steps", "1",
+                       "--trainer.val_check_interval", "3", "--trainer.num_sanity_val_steps", "0",
+                       "--evaluation.final_validation", "false"])
+    assert code == 1
+    row = json.loads((out / "sweep_results.json").read_text())[0]
+    assert row["returncode"] == 0 and row["status"] == "failed: no validation ran (no score)"
+
+
+def test_a_short_fit_is_validated_at_its_end(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "sweep"
+    code = sweep_main(["temperature", "--count", "1", "--out", str(out), "--config", TINY, "--trainer.max_steps", "1",
+                       "--trainer.val_check_interval", "3", "--trainer.num_sanity_val_steps", "0"])
+    assert code == 0
+    row = json.loads((out / "sweep_results.json").read_text())[0]
+    assert row["status"] == "ok" and row["final"]["step"] == 1
+
+
+def test_sweep_export_names_this_python_so_the_agent_runs_from_any_shell(tmp_path):
+    import sys
+
+    target = tmp_path / "exported.yaml"
+    assert sweep_main(["temperature", "--export", str(target)]) == 0
+    command = yaml.safe_load(target.read_text())["command"]
+    assert command[:4] == ["${env}", sys.executable, "-m", "focal_pl"] and "${args}" in command

@@ -1,7 +1,13 @@
-"""FocalModule on its own: defaults of the paper, failure on a non-finite loss, skipped items."""
+"""FocalModule on its own: defaults of the paper, failure on a non-finite loss, skipped items,
+where each tensor lives, the plateau rule, compilation, and a plain Trainer without the CLI."""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
 import pytest
 import torch
 
@@ -9,6 +15,7 @@ from focal_pl.clustering import Clusterer
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import InfoNCELoss, PixelLoss, SoftContrastiveLoss
 from focal_pl.module import FocalModule
+from focal_pl.schedulers import ValidationPlateau
 
 
 def tiny() -> ForensicCNN:
@@ -31,9 +38,9 @@ def test_defaults_are_the_papers():
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 1e-4
     plateau = scheduler["scheduler"]
-    assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    assert (plateau.mode, plateau.factor, plateau.patience) == ("max", 0.5, 3)
-    assert scheduler["monitor"] == "val/f1"
+    assert isinstance(plateau, ValidationPlateau)
+    assert (plateau.plateau.mode, plateau.plateau.factor, plateau.plateau.patience) == ("max", 0.5, 3)
+    assert module.monitor == "val/score"  # mean of F1 and IoU: the official code's selection score
 
 
 def test_optimizer_and_scheduler_factories_from_config():
@@ -71,16 +78,90 @@ def test_an_all_skipped_batch_is_counted_and_ignored():
     assert torch.isfinite(module.training_step(batch(), 1))
 
 
-def test_predict_step_clusters_every_image():
+def test_predict_step_returns_features_and_leaves_clustering_to_the_writer():
     module = FocalModule(tiny(), clusterer=Clusterer("kmeans"))
     module.eval()
     with torch.no_grad():
         out = module.predict_step(batch(3), 0)
-    assert [o["name"] for o in out] == ["im0", "im1", "im2"]
-    assert out[0]["mask"].shape == (8, 8) and out[0]["score"].shape == (8, 8)
+    assert set(out) == {"features"} and out["features"].shape == (3, 8, 8, 8)
+
+
+def test_only_the_model_inputs_change_device():
+    """The bug of the first GPU run: the truth went to the GPU with the batch while the clustered
+    prediction came back on the CPU. Here the truth and the metadata stay on the host whatever the
+    device (``meta`` stands in for a GPU: a device other than the host's)."""
+    host = {**batch(2), "mask_full": [torch.ones(40, 50, dtype=torch.bool)] * 2, "size": [(40, 50)] * 2,
+            "truth": [True, True], "problems": []}
+    moved = FocalModule(tiny()).transfer_batch_to_device(host, torch.device("meta"), 0)
+    assert moved["image"].device.type == "meta" and moved["mask"].device.type == "meta"
+    assert all(m.device.type == "cpu" for m in moved["mask_full"])
+    assert moved["name"] == host["name"] and moved["size"] == host["size"]
+    assert host["image"].device.type == "cpu"  # the loader's batch itself is left as it was
+    last = FocalModule(tiny(), channels_last=True).transfer_batch_to_device(host, torch.device("cpu"), 0)
+    assert last["image"].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_bad_file_is_warned_about_once_and_counted_every_time(caplog):
+    module = FocalModule(tiny(), loss=InfoNCELoss())
+    bad = {"skipped": 2, "problems": [("a.jpg", "truncated"), ("b.png", "empty file")]}
+    with caplog.at_level(logging.WARNING, logger="focal_pl.module"):
+        for _ in range(3):  # three epochs meet the same two files
+            module.training_step(dict(bad), 0)
+    assert module.skipped_items == 6
+    assert caplog.text.count("skipping a.jpg: truncated") == 1 and caplog.text.count("b.png") == 1
+
+
+def test_a_loss_that_is_not_a_pixel_loss_is_refused_by_name():
+    with pytest.raises(TypeError, match="PixelLoss, got MSELoss"):
+        FocalModule(tiny(), loss=torch.nn.MSELoss())
+
+
+def test_compiled_extractor_gives_the_eager_numbers():
+    torch.manual_seed(0)
+    eager = FocalModule(tiny(), loss=SoftContrastiveLoss())
+    compiled = FocalModule(tiny(), loss=SoftContrastiveLoss(), compile={"backend": "inductor"})
+    compiled.load_state_dict(eager.state_dict())
+    compiled.configure_model()
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints keep their keys
+    data = batch(2)
+    losses = []
+    for module in (eager, compiled):
+        module.train()
+        loss = module.loss(module(data["image"]), data["mask"])
+        loss.backward()
+        losses.append((loss.detach(), [p.grad.clone() for p in module.extractor.parameters()]))
+    assert torch.allclose(losses[0][0], losses[1][0], atol=1e-5)
+    for a, b in zip(losses[0][1], losses[1][1]):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
+
+
+def synthetic_data(train: int = 16, val: int = 4):
+    from focal_pl.data import ForgeryDataModule, SyntheticForgeries
+
+    return ForgeryDataModule(train=SyntheticForgeries(train, 64, seed=1), val=SyntheticForgeries(val, 64, seed=9),
+                             image_size=64, batch_size=4, num_workers=0)
+
+
+def test_a_plain_trainer_trains_validates_and_steps_the_plateau_once_per_validation(tmp_path):
+    """No CLI, no callbacks given: the module supplies its evaluation; the plateau rule steps at
+    each validation (every 3 steps here, in 4-step epochs) and not on Lightning's own intervals."""
+    module = FocalModule(tiny(), clusterer=Clusterer(min_cluster_size=0.05),
+                         optimizer=lambda p: torch.optim.SGD(p, lr=1e-9))
+    trainer = L.Trainer(max_steps=10, val_check_interval=3, check_val_every_n_epoch=None,
+                        num_sanity_val_steps=0, default_root_dir=tmp_path, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, synthetic_data())
+    assert 0.0 <= trainer.callback_metrics["val/score"] <= 1.0
+    plateau = trainer.lr_scheduler_configs[0].scheduler
+    assert isinstance(plateau, ValidationPlateau)
+    # validations at steps 3, 6, 9 and a final one at 10 (the last step was no validation step)
+    record = json.loads((Path(tmp_path) / "metrics.json").read_text())
+    assert [e["step"] for e in record["history"]] == [3, 6, 9, 10]
+    assert plateau.plateau.last_epoch == 4
+    assert record["final"]["step"] == 10 and record["run_dir"] == str(Path(tmp_path).resolve())
 
 
 def test_module_built_in_python_checkpoints_without_pickled_objects():
     module = FocalModule(tiny(), clusterer=Clusterer("kmeans"))
     assert "extractor" not in module.hparams and "clusterer" not in module.hparams
-    assert module.hparams["monitor"] == "val/f1"
+    assert module.hparams["monitor"] == "val/score"

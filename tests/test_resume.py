@@ -40,13 +40,35 @@ def test_sigkill_mid_epoch_then_resume_from_last_gives_the_unbroken_result(tmp_p
     killed = fit(tmp_path / "killed", "--trainer.callbacks+",
                  json.dumps({"class_path": "helpers.kill.KillAtStep", "init_args": {"step": 5}}))
     assert killed.returncode == -signal.SIGKILL
-    assert not list((tmp_path / "killed").rglob("metrics.json")) or "final" not in final(tmp_path / "killed") \
-        or final(tmp_path / "killed") is None
+    # killed before its first validation: no score recorded yet
+    assert all(json.loads(r.read_text())["final"] is None for r in (tmp_path / "killed").rglob("metrics.json"))
     resumed = fit(tmp_path / "killed", "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming from" in resumed.stdout and "version_0" in resumed.stdout
+    assert "resuming" in resumed.stdout and "from step 4" in resumed.stdout and "version_0" in resumed.stdout
     assert len(list((tmp_path / "killed").glob("demo/version_*"))) == 1  # the same run folder
     a, b = final(tmp_path / "unbroken"), final(tmp_path / "killed")
     assert b["step"] == a["step"] == 8
     for key in ("f1", "f1_forged", "iou"):
         assert b[key] == pytest.approx(a[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_stopped_fit_leaves_a_checkpoint_to_resume_and_a_truthful_summary(name, tmp_path):
+    """Ctrl-C (SIGINT) or a scheduler's SIGTERM mid-fit: last.ckpt at the step reached, a line that
+    says so, no summary naming files that were never written; then it resumes to the end."""
+    stopped = fit(tmp_path, "--trainer.callbacks+",
+                  json.dumps({"class_path": "helpers.kill.KillAtStep", "init_args": {"step": 3, "signal": name}}))
+    assert stopped.returncode != 0  # a scheduler must not read a stopped run as finished
+    last = next(tmp_path.rglob("last.ckpt"))
+    import re
+
+    import torch
+
+    step = int(re.search(r"fit stopped at step (\d+)", stopped.stdout).group(1))
+    assert step in (3, 4)  # SIGTERM lets the batch under way finish
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == step
+    assert "--ckpt_path last" in stopped.stdout
+    assert "metrics:" not in stopped.stdout and "pictures:" not in stopped.stdout
+    resumed = fit(tmp_path, "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"from step {step}" in resumed.stdout and final(tmp_path)["step"] == 8

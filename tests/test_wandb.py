@@ -22,16 +22,18 @@ def test_wandb_preset_runs_offline_without_a_login_and_logs_everything(tmp_path)
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "no login was found" in out.stderr
-    runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    runs = list((tmp_path / "runs").glob("demo/*/wandb/offline-run-*"))  # inside the run folder
     assert len(runs) == 1
     record = next(runs[0].glob("run-*.wandb")).read_bytes()
     for key in (b"SoftContrastiveLoss", b"seed_everything",  # the resolved config
                 b"train/loss", b"val/f1", b"val/iou", b"lr-Adam", b"val/examples"):
         assert key in record, key
     assert len(list((runs[0] / "files" / "media" / "images").rglob("*.png"))) == 6  # 3 pictures x 2
-    run_id = runs[0].name.rsplit("-", 1)[1]
-    folder = tmp_path / "runs" / "focal-pl" / run_id  # checkpoints, metrics.json, pictures together
+    folder = runs[0].parent.parent  # checkpoints, metrics.json, pictures and W&B's files together
     assert (folder / "metrics.json").is_file() and (folder / "checkpoints" / "last.ckpt").is_file()
+    assert folder.parent.name == "demo" and folder.name.startswith("version_0")
+    untrained = b"val/score"  # the untrained validation reaches W&B as step 0
+    assert untrained in record
 
 
 def test_runs_started_by_a_wandb_agent_log_online_and_others_stay_offline(tmp_path, monkeypatch):

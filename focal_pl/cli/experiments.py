@@ -15,7 +15,6 @@ import json
 import math
 import os
 import random
-import re
 import shlex
 import subprocess
 import sys
@@ -25,11 +24,8 @@ from typing import Any
 
 import yaml
 
-from focal_pl.cli import configs_dir, find_shipped, resolve_config
+from focal_pl.shipped import configs_dir, find_shipped, resolve_config, sweeps_dir
 from focal_pl.runs import machine_line
-
-SWEEPS_DIR = Path(__file__).resolve().parent / "sweeps"
-
 
 def resolve_file(value: str, shipped: Path) -> Path:
     """A path as given, else the shipped file of that name."""
@@ -92,10 +88,11 @@ def expand(sweep: dict[str, Any], count: int | None = None, seed: int = 0) -> li
 
 
 def command_for(sweep: dict[str, Any], values: dict[str, Any]) -> list[str]:
-    """The sweep's ``command`` with its W&B macros filled in (``focal-pl`` -> this Python)."""
+    """The sweep's ``command`` with its W&B macros filled in for this machine: ``${interpreter}``
+    (and a bare ``focal-pl``) become this very Python, so a run never depends on PATH."""
     args = [f"--{k}={v}" for k, v in values.items()]
     out: list[str] = []
-    for part in sweep.get("command") or ["${program}", "${args}"]:
+    for part in sweep.get("command") or ["${env}", "${interpreter}", "-m", "focal_pl", "${args}"]:
         if part == "${env}":
             continue
         if part == "${args}":
@@ -104,7 +101,7 @@ def command_for(sweep: dict[str, Any], values: dict[str, Any]) -> list[str]:
             out += [a[2:] for a in args]
         elif part == "${args_json}":
             out.append(json.dumps(values))
-        elif part in ("${interpreter}",):
+        elif part == "${interpreter}":
             out.append(sys.executable)
         elif part == "${program}":
             out.append(sweep.get("program", "focal-pl"))
@@ -115,20 +112,34 @@ def command_for(sweep: dict[str, Any], values: dict[str, Any]) -> list[str]:
     return out
 
 
-def run_one(command: list[str], folder: Path, label: str) -> dict[str, Any]:
-    """Run one training command with its metrics file in ``folder``; returns the run's record."""
-    folder.mkdir(parents=True, exist_ok=True)
-    metrics = folder / f"{label}.json"
-    metrics.unlink(missing_ok=True)  # a failed rerun must not report the last run's numbers
-    full = [*command, f"--evaluation.metrics_file={metrics.resolve()}"]
+def free_version(runs: Path, label: str) -> str:
+    """``label``, or ``label-2``, ``label-3``... when a run folder of that name exists already."""
+    version, n = label, 1
+    while (runs / version).exists():
+        n += 1
+        version = f"{label}-{n}"
+    return version
+
+
+def run_one(command: list[str], runs: Path, label: str) -> dict[str, Any]:
+    """Run one command as the run ``runs/<version>`` (the CLI's one layout: the run folder holds
+    its config, checkpoints, metrics.json and the log); returns the run's record, read from its
+    metrics.json. A run that exits 0 but never validated has no score: it is marked failed."""
+    version = free_version(runs, label)
+    folder = runs / version
+    full = [*command, f"--trainer.logger.init_args.save_dir={runs.parent}", f"--run.name={runs.name}",
+            f"--run.version={version}"]
     started = time.perf_counter()
-    with (folder / f"{label}.log").open("w") as log:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "run.log").open("w") as log:
         code = subprocess.run(full, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}).returncode
+    metrics = folder / "metrics.json"
     record = json.loads(metrics.read_text()) if metrics.is_file() else {}
-    found = re.search(r"^Run folder: (.+)$", (folder / f"{label}.log").read_text(errors="replace"), re.M)
-    return {"label": label, "returncode": code, "seconds": time.perf_counter() - started,
-            "final": record.get("final"), "best": record.get("best"),
-            "run_dir": found.group(1).strip() if found else None, "command": full}
+    status = "ok" if code == 0 and record.get("final") else (
+        f"failed ({code}), see {version}/run.log" if code else "failed: no validation ran (no score)")
+    return {"label": label, "version": version, "returncode": code, "status": status,
+            "seconds": time.perf_counter() - started, "final": record.get("final"), "best": record.get("best"),
+            "run_dir": record.get("run_dir") or str(folder), "command": full}
 
 
 def write_results(out: Path, stem: str, lines: list[str], rows: list[dict[str, Any]]) -> None:
@@ -150,7 +161,7 @@ def table(rows: list[dict[str, Any]], keys: list[str], metric: str, goal: str) -
     lines = ["| run | " + " | ".join(keys) + f" | best {metric} | final {metric} | status | run folder |",
              "|---|" + "---|" * (len(keys) + 4)]
     for row in ordered:
-        status = "ok" if row["returncode"] == 0 else f"failed ({row['returncode']}), see {row['label']}.log"
+        status = row["status"]
         cells = [f"{row['values'].get(k):.4g}" if isinstance(row["values"].get(k), float) else str(row["values"].get(k))
                  for k in keys]
         lines.append(f"| {row['label']} | " + " | ".join(cells) +
@@ -167,10 +178,18 @@ def sweep_main(argv: list[str]) -> int:
     parser.add_argument("--out", default=None, help="folder of the results (default: runs/sweeps/<name>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random draws")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--export", default=None, metavar="FILE",
+                        help="write the sweep file for `wandb sweep` with this Python as ${interpreter}, "
+                             "so that `wandb agent` runs focal-pl from any shell, and stop")
     parser.epilog = "Other arguments (e.g. --trainer.max_steps 100) are added to every run."
     args, extra = parser.parse_known_args(argv)
-    path = resolve_file(args.file, SWEEPS_DIR)
+    path = resolve_file(args.file, sweeps_dir())
     sweep = yaml.safe_load(path.read_text())
+    if args.export:
+        exported = {**sweep, "command": [sys.executable if c == "${interpreter}" else c for c in sweep["command"]]}
+        Path(args.export).write_text(yaml.safe_dump(exported, sort_keys=False))
+        print(f"wrote {args.export}: wandb sweep {args.export}, then wandb agent ID (from any shell)")
+        return 0
     name = sweep.get("name", path.stem)
     extra = [a for a in extra if a != "--"]
     runs = expand(sweep, args.count, args.seed)
@@ -180,7 +199,8 @@ def sweep_main(argv: list[str]) -> int:
     rows, lines = [], []
     for i, values in enumerate(runs):
         command = command_for(sweep, values) + extra
-        label = f"run{i:03d}"
+        label = f"run{i:03d}_" + "_".join(f"{k.split('.')[-1]}={v:.4g}" if isinstance(v, float)
+                                          else f"{k.split('.')[-1]}={v}" for k, v in values.items())
         if args.dry_run:
             print(shlex.join(command))
             continue
@@ -188,12 +208,18 @@ def sweep_main(argv: list[str]) -> int:
         rows.append({**run_one(command, out, label), "values": values})
         keys = list(sweep.get("parameters") or {})
         lines = [f"# Sweep {name} ({path})", "", f"{len(rows)} of {len(runs)} runs, ranked by the best "
-                 f"{metric} ({goal}). " + machine_line(), "", *table(rows, keys, metric, goal)]
+                 f"{metric} ({goal}). " + machine_line(), "", added_to_every_run(extra), "",
+                 *table(rows, keys, metric, goal)]
         write_results(out, "sweep_results", lines, rows)  # after every run: an interrupted sweep keeps its table
     if args.dry_run:
         return 0
     print("\n".join(lines))
-    return 0 if all(r["returncode"] == 0 for r in rows) else 1
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def added_to_every_run(extra: list[str]) -> str:
+    """The table's line on the command-line arguments every run got on top of its own."""
+    return "Arguments added to every run: " + (f"`{shlex.join(extra)}`" if extra else "none") + "."
 
 
 # ---------------------------------------------------------------- ablations
@@ -216,7 +242,7 @@ def ablation_table(rows: list[dict[str, Any]], subcommand: str) -> list[str]:
             cells = [best.get(c, math.nan) for c in columns] + [final.get("f1", math.nan)]
         else:
             cells = [final.get(c, math.nan) for c in columns] + [final.get("cluster_seconds", math.nan)]
-        status = "ok" if row["returncode"] == 0 else f"failed ({row['returncode']}), see {row['label']}.log"
+        status = row["status"]
         text = [f"{v:.4f}" for v in cells] if training else [f"{v:.4f}" for v in cells[:3]] + [f"{cells[3]:.2f}"]
         lines.append(f"| {row['label']} | " + " | ".join(text)
                      + f" | {row['seconds'] / 60:.1f} | {status} | {row.get('run_dir') or '-'} |")
@@ -257,7 +283,6 @@ def ablate_main(argv: list[str]) -> int:
         command = [sys.executable, "-m", "focal_pl", subcommand, *base, *spec.get("args", []),
                    *[f"--{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}"
                      for k, v in (overrides or {}).items()],
-                   f"--trainer.logger.init_args.name={name}-{label}",  # runs/<set>-<variant>/version_N
                    *extra]
         if args.dry_run:
             print(shlex.join(command))
@@ -267,9 +292,9 @@ def ablate_main(argv: list[str]) -> int:
         lines = [f"# Ablation {name} ({path})", "", spec.get("description", "").strip(), "",
                  "f1: macro F1 over the forged and pristine classes, f1_forged: the forged class alone, "
                  "iou: of the forged class; each a mean over the validation images at their own resolution. "
-                 + machine_line(), "", *ablation_table(rows, subcommand)]
+                 + machine_line(), "", added_to_every_run(extra), "", *ablation_table(rows, subcommand)]
         write_results(out, "ablation_results", lines, rows)  # after every variant, as sweeps do
     if args.dry_run:
         return 0
     print("\n".join(lines))
-    return 0 if all(r["returncode"] == 0 for r in rows) else 1
+    return 0 if all(r["status"] == "ok" for r in rows) else 1

@@ -1,8 +1,10 @@
-"""The ``focal-pl`` command: LightningCLI's fit / validate / test / predict over YAML configs.
+"""``focal-pl fit | validate | test | predict``: LightningCLI over YAML configs.
 
-Heavy imports (torch, Lightning) happen inside the commands, so ``focal-pl --help`` answers at once.
-A ``--config`` name that is not a file here is looked up among the configs shipped with the
-package, so ``focal-pl fit --config vit.yaml`` works from any folder.
+Lightning is imported inside the functions, so that ``focal-pl --help`` answers at once. The CLI
+adds to LightningCLI: shipped configs by bare name, the evaluation callbacks, a training budget in
+images, one run-folder layout (``runfolders``), ``--ckpt_path last | best | RUN_FOLDER`` resolved
+unambiguously, refusal to score an untrained model, config errors as one line before any run
+folder exists, and quiet output.
 """
 
 from __future__ import annotations
@@ -10,67 +12,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import sys
+import warnings
 from importlib import metadata
 from pathlib import Path
 
-from focal_pl import __version__
+from focal_pl.shipped import resolve_config
 
 CONFIG_FLAGS = ("--config", "-c")
-
-USAGE = f"""usage: focal-pl COMMAND [--config FILE] [--key.subkey VALUE ...]
-
-FOCAL image-forgery detection and localization on PyTorch Lightning (focal-pl {__version__}).
-
-Lightning commands (every option of the config can also be set on the command line):
-  fit        train an extractor; validates by clustering every validation image
-  validate   score a model on the validation split
-  test       score a model on the test split
-  predict    masks for the images of the predict split
-
-Experiments:
-  sweep FILE [--count N]     run a W&B sweep file locally, offline, and tabulate the runs
-  ablate FILE                run an ablation set (configs/ablation/*.yaml) and tabulate it
-
-Other commands:
-  data check SOURCE [ROOT]   decode every item of a data set and list its problems
-  data shard SOURCE [ROOT] --out DIR   convert data sets to streaming shards (resumable)
-  configs    list the configs shipped with the package (usable by bare name)
-
-Examples:
-  focal-pl fit --config demo.yaml                 # CPU demo on synthetic forgeries
-  focal-pl fit --config vit.yaml --print_config   # the paper's ViT setting, resolved
-  focal-pl fit --config vit.yaml --trainer.devices 4 --model.loss.init_args.temperature 0.05
-  focal-pl COMMAND --help                         # every option of a command
-"""
-
-
-def configs_dir() -> Path:
-    """Folder of the configs installed with the package."""
-    return Path(__file__).resolve().parent / "configs"
-
-
-def shipped_configs() -> list[str]:
-    """Names of the shipped configs, relative to ``configs_dir()``."""
-    base = configs_dir()
-    return sorted(str(p.relative_to(base)) for p in base.rglob("*.yaml"))
-
-
-def find_shipped(value: str, folder: Path, *, by_name: bool = False) -> Path | None:
-    """The shipped file ``value`` names in ``folder`` (``.yaml`` optional; with ``by_name`` also a
-    path elsewhere matched by its file name alone), or None."""
-    names = [value, *([Path(value).name] if by_name else []), f"{value}.yaml"]
-    return next((folder / name for name in names if (folder / name).is_file()), None)
-
-
-def resolve_config(value: str) -> str:
-    """A config path as given when it exists, else the shipped config of that name (``.yaml``
-    optional), else unchanged so that the parser reports the missing file."""
-    if Path(value).exists():
-        return value
-    found = find_shipped(value, configs_dir())
-    return str(found) if found else value
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 def resolve_config_args(argv: list[str]) -> list[str]:
@@ -91,21 +43,46 @@ def resolve_config_args(argv: list[str]) -> list[str]:
     return out
 
 
+class _DropTips(logging.Filter):
+    """Lightning's advertisement for its cloud logger, and its note on the seed (the run's
+    config.yaml records it), printed on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "Tip:" not in message and not message.startswith("Seed set to")
+
+
+def quiet() -> None:
+    """Silence the messages that say nothing about the run (issue: every run printed them)."""
+    for pattern in (r".*isinstance\(treespec, LeafSpec\)", r".*overridden `transfer_batch_to_device`",
+                    r".*does not have many workers", r".*The 'anonymous' setting has no effect",
+                    r".*`ArgumentParser\.add_instantiator` was deprecated", r".*`instantiate_classes` was deprecated",
+                    r".*skip_none parameter was deprecated", r".*Checkpoint directory .* exists and is not empty"):
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).addFilter(_DropTips())
+
+
 def build_cli_class():
     """The LightningCLI subclass (built on demand: importing Lightning takes seconds)."""
+    import yaml
+    from jsonargparse import ArgumentError
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+    from focal_pl.budget import TrainingBudget
+    from focal_pl.cli import runfolders
+    from focal_pl.cli.errors import ConfigError, one_line
+    from focal_pl.evaluation import ClusterEvaluator, PredictionWriter, TestReport
+    from focal_pl.runs import LogProgress, run_dir
 
     class SaveAndLogConfig(SaveConfigCallback):
         """Writes config.yaml to the run folder and gives every logger the whole resolved config
         (W&B shows it as the run's config, so runs can be compared key by key)."""
 
         def setup(self, trainer, pl_module, stage) -> None:
-            # Lightning writes to trainer.log_dir, which for W&B is the shared save_dir: every
-            # run would overwrite one file. The run folder is the one the checkpoints go to.
             if self.already_saved:
                 return
-            from focal_pl.runs import run_dir
-
             folder = run_dir(trainer)
             if trainer.is_global_zero:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -115,37 +92,157 @@ def build_cli_class():
             self.already_saved = trainer.strategy.broadcast(True)
 
         def save_config(self, trainer, pl_module, stage) -> None:
-            config = self.parser.dump(self.config, skip_unset=False, format="yaml")
-            import yaml
-
+            config = yaml.safe_load(self.parser.dump(self.config, skip_unset=False, format="yaml"))
             for logger in trainer.loggers:
                 experiment = getattr(logger, "experiment", None)
                 if hasattr(experiment, "config") and hasattr(experiment.config, "update"):
-                    experiment.config.update(yaml.safe_load(config), allow_val_change=True)
-
-    from focal_pl.callbacks import ClusterEvaluator
-    from focal_pl.evaluation.callbacks import PredictionWriter, TestReport
+                    experiment.config.update(config, allow_val_change=True)
 
     class FocalCLI(LightningCLI):
-        save_config_class = SaveAndLogConfig
+        """LightningCLI with the clustering evaluation always on, a training budget in images,
+        one run-folder layout and one-line config errors."""
 
-        """LightningCLI with the clustering evaluation always on: validation (``evaluation``), the
-        test report (``testing``) and the prediction writer (``prediction``)."""
+        save_config_class = SaveAndLogConfig
 
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ClusterEvaluator, "evaluation")
             parser.add_lightning_class_args(TestReport, "testing")
             parser.add_lightning_class_args(PredictionWriter, "prediction")
+            parser.add_lightning_class_args(TrainingBudget, "budget")
+            parser.add_argument("--run.name", type=str | None, default=None,
+                                help="run folder name (default: the first config's stem)")
+            parser.add_argument("--run.version", type=str | None, default=None,
+                                help="run folder version (default: version_N + what the command line changes)")
+            parser.add_argument("--run.allow_untrained", type=bool, default=False,
+                                help="let validate / test / predict score a model without a checkpoint")
+            # the training augmentations pad back to the input size: one number, said once
+            parser.link_arguments("data.image_size", "data.augmentations.init_args.pad_to")
+
+        # ------------------------------------------------------------ errors as one line
+
+        def parse_arguments(self, parser, args) -> None:
+            try:
+                super().parse_arguments(parser, args)
+            except ArgumentError as error:
+                known = [a.dest for a in getattr(parser, "_actions", [])]
+                for action in getattr(parser, "_actions", []):  # the subcommands' options too
+                    for sub in getattr(action, "choices", None) or {}:
+                        sub_parser = action.choices[sub]
+                        known += [a.dest for a in getattr(sub_parser, "_actions", [])]
+                raise ConfigError(one_line(error, None, known, sys.argv)) from error
+
+        def instantiate_classes(self) -> None:
+            try:
+                super().instantiate_classes()
+            except ConfigError:
+                raise
+            except Exception as error:  # a constructor refused a value: name the key
+                config = self.config.get(self.config.get("subcommand") or "", self.config)
+                raise ConfigError(one_line(error, config.as_dict() if hasattr(config, "as_dict") else None,
+                                           argv=sys.argv)) from error
+
+        # ------------------------------------------------------------ run folders and checkpoints
 
         def before_instantiate_classes(self) -> None:
-            resolve_last_checkpoint(self.config)
+            command = self.config.get("subcommand")
+            if command is None:
+                return
+            config = self.config[command]
+            # a step count given to the trainer wins over the budget in images (a quick try)
+            if config.trainer.get("max_steps") not in (None, -1):
+                config.budget.images = None
+            if config.trainer.get("val_check_interval") is not None:
+                config.budget.validate_every = None
+            try:
+                self._refuse_untrained(command, config)
+                self._place_run(command, config)
+            except ValueError as error:
+                raise ConfigError(str(error)) from error
+
+        def _logger_args(self, config):
+            logger = config.trainer.get("logger")
+            if logger is None or isinstance(logger, (bool, list)):
+                return None
+            return getattr(logger, "init_args", None)
+
+        def _place_run(self, command: str, config) -> None:
+            argv = sys.argv[2:]
+            args = self._logger_args(config)
+            if args is None:
+                return
+            save_dir = Path(args.get("save_dir") or config.trainer.get("default_root_dir") or "runs")
+            given = args.get("name") if args.get("name") not in (None, "", "lightning_logs") else None
+            name = config.run.name or given or runfolders.run_name(argv)
+            runs = save_dir / name
+            ckpt = config.get("ckpt_path")
+            if ckpt is not None:
+                path = runfolders.resolve_checkpoint(str(ckpt), runs, command)
+                config.ckpt_path = str(path)
+                run = runfolders.run_of(path)
+                if command == "fit":
+                    self._resume(config, path, run, args)
+                    return
+                if run is not None and config.run.version is None:  # write beside the trained run
+                    args.save_dir, args.name = str(run.parent), run.name
+                    args.version = runfolders.next_evaluation(run, command)
+                    return
+            args.save_dir, args.name = str(save_dir), name
+            if config.run.version is not None:
+                args.version = config.run.version
+                folder = runs / config.run.version
+                if command == "fit" and (folder / "checkpoints").is_dir():
+                    raise ValueError(f"run.version: {folder} holds a run already; choose another version, "
+                                     "or resume it with --ckpt_path " + str(folder))
+            elif command == "fit":
+                args.version = runfolders.next_version(runs, runfolders.run_slug(argv))
+            else:
+                args.version = runfolders.next_evaluation(runs, command)
+
+        def _resume(self, config, path: Path, run: Path | None, args) -> None:
+            step = runfolders.checkpoint_step(path)
+            if run is None:
+                print(f"resuming from {path} (step {step}) in a new run folder")
+                return
+            current = yaml.safe_load(self.parser.dump(self.config, skip_unset=False, format="yaml"))
+            changed = runfolders.config_differences(run / "config.yaml", current.get("fit", current))
+            if changed:
+                shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+                raise ValueError(f"ckpt_path: {run} was trained with another config ({shown}); resume with "
+                                 "the config it was started with, or start a new run without --ckpt_path")
+            args.save_dir, args.name, args.version = str(run.parent.parent), run.parent.name, run.name
+            print(f"resuming {run} from step {step} ({path.name})")
+
+        # ------------------------------------------------------------ before each command
+
+        @staticmethod
+        def _refuse_untrained(command: str, config) -> None:
+            """validate / test / predict without a checkpoint would score random weights: refuse,
+            unless the extractor brings trained weights itself (a fusion of checkpoints, a weights
+            file) or the user says it is on purpose."""
+            if command == "fit" or config.get("ckpt_path") is not None or config.run.allow_untrained:
+                return
+            extractor = (config.get("model") or {}).get("init_args", {}).get("extractor") or {}
+            args = extractor.get("init_args") or {}
+            if str(extractor.get("class_path", "")).endswith("FusedExtractor") or args.get("weights"):
+                return
+            raise ValueError(
+                f"ckpt_path: {command} without a checkpoint would score an untrained model; pass "
+                "--ckpt_path (a .ckpt file, a run folder, or last / best of this config's runs), or "
+                "--run.allow_untrained true to do it on purpose")
 
         def before_fit(self) -> None:
             # torch has SyncBatchNorm for GPUs only; say which setting to change (hrnet.yaml sets it)
             strategy = self.trainer.strategy
             if getattr(strategy, "_layer_sync", None) is not None and strategy.root_device.type == "cpu":
-                raise SystemExit("focal-pl: trainer.sync_batchnorm needs GPUs (torch has no CPU "
-                                 "SyncBatchNorm); on CPU processes add --trainer.sync_batchnorm false")
+                raise ConfigError("trainer.sync_batchnorm: needs GPUs (torch has no CPU SyncBatchNorm); "
+                                  "on CPU processes add --trainer.sync_batchnorm false")
+
+        def _instantiate_trainer(self, config, callbacks):
+            # a log file gets a line every few steps, not a progress bar redrawn on every step
+            if not sys.stdout.isatty() and config.get("enable_progress_bar") is not False:
+                config = {**config, "enable_progress_bar": False}
+                callbacks = [*callbacks, LogProgress(every=max(1, int(config.get("log_every_n_steps") or 50)))]
+            return super()._instantiate_trainer(config, callbacks)
 
         def _parse_ckpt_path(self) -> None:
             # Lightning replaces the model config by the checkpoint's hyperparameters, which would
@@ -160,32 +257,14 @@ def build_cli_class():
     return FocalCLI
 
 
-def resolve_last_checkpoint(config) -> None:
-    """``fit --ckpt_path last``: the newest ``last.ckpt`` of this config's runs (its logger's
-    ``save_dir/name/version_*``), continued in that same run folder, so that its metrics, pictures
-    and checkpoints carry on where the interrupted run stopped. Left as is when none exists."""
-    subcommand = config.get("subcommand")
-    if subcommand != "fit" or config[subcommand].get("ckpt_path") != "last":
-        return
-    logger = config[subcommand].trainer.get("logger")
-    args = getattr(logger, "init_args", None) if logger is not None and not isinstance(logger, (bool, list)) else None
-    if args is None or not args.get("save_dir"):
-        return
-    base = Path(args.save_dir) / (args.get("name") or "lightning_logs")
-    found = sorted(base.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        return
-    config[subcommand].ckpt_path = str(found[-1])
-    version = found[-1].parent.parent.name.removeprefix("version_")
-    args.version = int(version) if version.isdigit() else version
-    print(f"resuming from {found[-1]}")
-
-
 def run_lightning(argv: list[str]):
-    """Run a Lightning subcommand; returns the LightningCLI object (its trainer, model, data)."""
+    """Run a Lightning subcommand; returns the LightningCLI object (its trainer, model, data).
+    Config errors raise ``ConfigError`` (a ``SystemExit`` with code 2) after one line on stderr."""
+    from focal_pl.cli.errors import ConfigError
     from focal_pl.data import ForgeryDataModule
     from focal_pl.module import FocalModule
 
+    quiet()
     cli_class = build_cli_class()
     # The arguments go through sys.argv, not `args=`: DDP relaunches this command from sys.argv
     # on every other rank, so it must hold the resolved command line.
@@ -199,19 +278,19 @@ def run_lightning(argv: list[str]):
             save_config_callback=cli_class.save_config_class,
             auto_configure_optimizers=False,  # FocalModule takes optimizer / scheduler itself
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"default_env": False},
+            parser_kwargs={"default_env": False, "exit_on_error": False, "allow_abbrev": False},
         )
+    except ConfigError as error:
+        print(f"focal-pl {argv[0]}: {error.message}", file=sys.stderr)
+        raise
     finally:
         sys.argv = program
-
-
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 def help_cache_file(command: str) -> Path:
     """Where the help text of ``focal-pl COMMAND --help`` is kept: keyed by the versions of
     focal-pl, Lightning and jsonargparse and by the package's source files, so any change rebuilds it."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha1(command.encode())
     for name in ("lightning", "jsonargparse", "torch"):
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -236,37 +315,3 @@ def command_help(command: str) -> str:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(text)
     return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``focal-pl`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0
-    if argv[0] in ("-V", "--version"):
-        print(f"focal-pl {__version__}")
-        return 0
-    if argv[0] == "configs":
-        print("\n".join(shipped_configs()))
-        return 0
-    if argv[0] == "data":
-        from focal_pl.data.commands import main as data_main
-
-        return data_main(argv[1:])
-    if argv[0] in ("sweep", "ablate"):
-        from focal_pl.experiments import ablate_main, sweep_main
-
-        return (sweep_main if argv[0] == "sweep" else ablate_main)(argv[1:])
-    if argv[0] not in LIGHTNING_COMMANDS:
-        print(f"focal-pl: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
-    if len(argv) == 2 and argv[1] in ("-h", "--help"):
-        print(command_help(argv[0]), end="")
-        return 0
-    run_lightning(argv)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

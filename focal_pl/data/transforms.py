@@ -34,6 +34,7 @@ class Augmentations:
         import albumentations as A
 
         self.p = p
+        self.pad_to = pad_to
         steps = [A.RandomScale(scale_limit=(-0.5, 0.0), p=0.75)]
         if pad_to:
             steps.append(

@@ -24,10 +24,14 @@ LEGEND = {
     "iou": "IoU of the forged class",
     "pixel_auc": "pixel AUC of the score (cosine distance to the pristine center), forged images",
     "image_auc": "AUC of the image-level score over forged and authentic images",
-    "image_acc": "accuracy of 'forged if any pixel is predicted forged'",
+    "image_acc": "accuracy of 'forged if the image-level score exceeds image_threshold' (the AUC's score)",
     "false_alarm_rate": "share of authentic images with any pixel predicted forged",
     "false_alarm_area": "mean share of pixels predicted forged in authentic images",
 }
+
+TABLE_METRICS = (*PIXEL_METRICS, "image_auc", "image_acc", "false_alarm_rate", "false_alarm_area")
+NEEDS_AUTHENTIC = ("image_auc", "image_acc", "false_alarm_rate", "false_alarm_area")
+NO_AUTHENTIC = "n/a: no authentic images"
 
 
 def _mean(values: list[float]) -> float:
@@ -35,9 +39,11 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (set, degradation): pixel metrics are means over forged images; image-level
-    and false-alarm figures use the authentic images too."""
+def aggregate(rows: list[dict[str, Any]], image_threshold: float = 0.0) -> list[dict[str, Any]]:
+    """One row per (set, degradation): pixel metrics are means over forged images; the image-level
+    AUC and accuracy come from one score (accuracy: forged when the score exceeds
+    ``image_threshold``); they and the false-alarm figures need authentic images, and are NaN
+    (``NO_AUTHENTIC`` in the tables) for a set without any."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["set"], row["degradation"])].append(row)
@@ -52,7 +58,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry[key] = _mean([r[key] for r in forged])
         labels = [not r["authentic"] for r in scored]
         entry["image_auc"] = image_auc([r["image_score"] for r in scored], labels)
-        entry["image_acc"] = (float(np.mean([(r["forged_share"] > 0) == lab for r, lab in zip(scored, labels)]))
+        entry["image_acc"] = (float(np.mean([(r["image_score"] > image_threshold) == lab
+                                             for r, lab in zip(scored, labels)]))
                               if forged and authentic else math.nan)
         entry["false_alarm_rate"] = _mean([float(r["forged_share"] > 0) for r in authentic])
         entry["false_alarm_area"] = _mean([r["forged_share"] for r in authentic])
@@ -60,18 +67,25 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(value: Any) -> str:
+def _fmt(entry: dict[str, Any], column: str) -> str:
+    value = entry[column]
+    if column in NEEDS_AUTHENTIC and not entry["authentic_images"]:
+        return NO_AUTHENTIC
     if isinstance(value, float):
         return "-" if math.isnan(value) else f"{value:.3f}"
     return str(value)
 
 
-def write_report(folder: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+def write_report(folder: Path, rows: list[dict[str, Any]], meta: dict[str, Any],
+                 table: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Write results.json / .csv / .md and per_image.csv to ``folder``; returns the table."""
     folder.mkdir(parents=True, exist_ok=True)
-    table = aggregate(rows)
-    (folder / "results.json").write_text(json.dumps({**meta, "legend": LEGEND, "results": table}, indent=1,
-                                                    default=lambda v: None))
+    table = aggregate(rows, meta.get("image_threshold", 0.0)) if table is None else table
+    notes = {e["set"]: NO_AUTHENTIC for e in table if not e["authentic_images"]}
+    (folder / "results.json").write_text(json.dumps(
+        {**meta, "legend": LEGEND, "results": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                                 for k, v in e.items()} for e in table],
+         "notes": notes}, indent=1, default=lambda v: None))
     for name, data, fields in (("results.csv", table, COLUMNS),
                                ("per_image.csv", rows, list(rows[0]) if rows else [])):
         with (folder / name).open("w", newline="") as handle:
@@ -82,9 +96,10 @@ def write_report(folder: Path, rows: list[dict[str, Any]], meta: dict[str, Any])
              else "the feature grid (as the official code does; this inflates the numbers)")
     lines = [f"# Evaluation: {meta.get('model', '')}", "",
              f"Scored at {where}; clustering: {meta.get('clusterer', '')}. "
-             "Pixel metrics are means over forged images.", "",
+             "Pixel metrics are means over forged images; image AUC and accuracy use one score "
+             f"({meta.get('image_score', '')}, forged above {meta.get('image_threshold', 0.0):g}).", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(entry[c]) for c in COLUMNS) + " |" for entry in table]
+    lines += ["| " + " | ".join(_fmt(entry, c) for c in COLUMNS) + " |" for entry in table]
     lines += ["", "Columns:"] + [f"- `{k}`: {v}" for k, v in LEGEND.items()]
     (folder / "results.md").write_text("\n".join(lines) + "\n")
     return table

@@ -1,20 +1,28 @@
-"""Scoring one image: its features clustered, the mask and score brought to the image's size (or
-the truth brought to the feature grid), and every per-image number of the evaluation."""
+"""The one scoring path of validation, test and predict: a batch's features -> the masker's masks
+(one call for the batch, on the features' device) -> masks and scores at the scoring resolution ->
+per-image numbers and, in validation, the torchmetrics update.
+
+Device rule: the features stay where the model made them and the masker brings its masks back to
+the host (``Masker`` contract); truths and metadata never leave the host
+(``FocalModule.transfer_batch_to_device`` moves the model inputs only); the torchmetrics metric
+moves what it is given to its own device. Nothing else here changes a tensor's device, except the
+one explicit copy of the features that the image-level score needs.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from focal_pl.clustering import Clusterer, resize_mask
 from focal_pl.clustering.image_score import ImageScore, image_score
-from focal_pl.losses.pixels import downsample_mask
-from focal_pl.metrics import pixel_scores, score_auc
+from focal_pl.clustering.masker import Masker
+from focal_pl.masks import Resize, official_grid_truth, resize_mask
+from focal_pl.metrics import ForgeryLocalizationMetrics, pixel_scores, score_auc
 
 Resolution = Literal["image", "grid"]
 
@@ -45,60 +53,101 @@ class ImageResult:
         return out
 
 
+@dataclass
+class Scored:
+    """One image after scoring: its numbers, and its mask and uint8 score map at the scoring
+    resolution and at the image's own size (what pictures and prediction files show)."""
+
+    result: ImageResult
+    mask: Tensor
+    score: Tensor
+    image_mask: Tensor
+    image_score_map: Tensor
+
+
 def quantize(score: Tensor) -> Tensor:
     """A [0, 1] score map as uint8 (the saved PNG holds exactly these values)."""
     return score.clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
-def predicted_maps(
-    features: Tensor, clusterer: Clusterer, size: tuple[int, int], splits: list[int] | None = None,
-    mask_resize: Literal["nearest", "bilinear"] = "nearest",
-    clustered: tuple[Tensor, Tensor] | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(mask at ``size``, uint8 score at ``size``, mask on the grid, score on the grid);
-    ``clustered`` passes a (mask, score) already computed on the grid."""
-    mask, score = clustered if clustered is not None else clusterer(features, splits)
-    full_mask = resize_mask(mask, size, mask_resize)
-    full_score = F.interpolate(score[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-    return full_mask, quantize(full_score), mask, quantize(score)
+def batch_truths(batch: dict[str, Any]) -> list[Tensor | None]:
+    """Each image's full-size bool truth, or None for images without one (a user's photos)."""
+    n = len(batch["name"])
+    if "mask_full" not in batch:
+        return [None] * n
+    flags = batch.get("truth", [True] * n)
+    return [batch["mask_full"][i].bool() if flags[i] else None for i in range(n)]
 
 
-def score_image(
+def member_splits(extractor: Any) -> list[int] | None:
+    """The channels of each fused member (``FusedExtractor``), None for a single extractor."""
+    return getattr(extractor, "member_channels", None)
+
+
+def cluster_maps(
+    features: Tensor, masker: Masker, splits: list[int] | None = None, image_method: ImageScore | None = None,
+) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
+    """The device part of scoring: the masker's (mask, score) per map, on the host, and the host
+    copy of the features when the image-level score needs them."""
+    maps = masker.cluster_batch(features, splits)
+    host = features.detach().float().cpu() if image_method == "heterogeneity" else None
+    return maps, host
+
+
+def score_batch(
     features: Tensor,
-    truth: Tensor | None,
-    size: tuple[int, int],
-    clusterer: Clusterer,
+    masker: Masker,
+    batch: dict[str, Any],
     *,
-    set_name: str = "",
-    degradation: str = "none",
-    name: str = "",
     splits: list[int] | None = None,
     resolution: Resolution = "image",
-    mask_resize: Literal["nearest", "bilinear"] = "nearest",
-    image_method: ImageScore = "heterogeneity",
-    clustered: tuple[Tensor, Tensor] | None = None,
-) -> tuple[ImageResult, Tensor, Tensor]:
-    """Cluster one image and score it; returns (result, mask, uint8 score) at the scoring resolution.
+    mask_resize: Resize = "nearest",
+    image_method: ImageScore | None = None,
+    metrics: ForgeryLocalizationMetrics | None = None,
+    set_name: str = "",
+    degradation: str = "none",
+    maps: list[tuple[Tensor, Tensor]] | None = None,
+    host_features: Tensor | None = None,
+) -> list[Scored]:
+    """Score every image of a batch from its features ``B x C x h x w`` (any device).
 
-    ``resolution="image"`` (default) scores at the image's own size; ``"grid"`` scores on the feature
-    grid against the truth downsampled there (the official code's way, which inflates numbers).
+    ``resolution="image"`` scores at each image's own size; ``"grid"`` on the feature grid against
+    the truth brought there as the official code does (``official_grid_truth``); an image is
+    authentic or forged by its full-size truth either way. ``metrics`` (validation) is updated with
+    each image's mask and truth; without it the per-image numbers are computed into the results
+    (test, predict). ``image_method`` adds the image-level score. ``maps`` / ``host_features`` pass
+    what ``cluster_maps`` already computed (predict finishes a batch on the host in the background).
     """
-    features = features.detach().float().cpu()
-    full_mask, full_score, grid_mask, grid_score = predicted_maps(
-        features, clusterer, size, splits, mask_resize, clustered)
-    if resolution == "grid":
-        mask, score = grid_mask, grid_score
-        truth = downsample_mask(truth[None, None].float(), tuple(grid_mask.shape))[0] if truth is not None else None
-    else:
-        mask, score = full_mask, full_score
-    authentic = truth is not None and not bool(truth.any())
-    result = ImageResult(set_name, degradation, name, truth is not None, authentic,
-                         image_score=image_score(features, grid_mask, image_method),
-                         forged_share=float(mask.float().mean()))
-    if truth is not None:
-        truth = truth.bool()
-        scores = pixel_scores(mask, truth)
-        for key in ("f1", "f1_forged", "f1_permuted", "iou"):
-            setattr(result, key, float(scores[key]))
-        result.pixel_auc = score_auc(score, truth)
-    return result, mask, score
+    if maps is None:
+        maps, host_features = cluster_maps(features, masker, splits, image_method)
+    host = host_features
+    truths = batch_truths(batch)
+    out = []
+    for i, (grid_mask, grid_score) in enumerate(maps):
+        size = tuple(int(s) for s in batch["size"][i])
+        truth = truths[i]
+        image_mask = resize_mask(grid_mask, size, mask_resize)
+        image_map = quantize(F.interpolate(grid_score[None, None].float(), size=size, mode="bilinear",
+                                           align_corners=False)[0, 0])
+        if resolution == "grid":
+            mask, score = grid_mask.bool(), quantize(grid_score)
+            scored_truth = official_grid_truth(truth, tuple(grid_mask.shape)) if truth is not None else None
+        elif resolution == "image":
+            mask, score, scored_truth = image_mask, image_map, truth
+        else:
+            raise ValueError(f"resolution must be 'image' or 'grid', got {resolution!r}")
+        result = ImageResult(set_name, degradation, str(batch["name"][i]), truth is not None,
+                             truth is not None and not bool(truth.any()),
+                             forged_share=float(mask.float().mean()))
+        if image_method is not None:
+            result.image_score = image_score(host[i] if host is not None else None, grid_mask, image_method)
+        if scored_truth is not None:
+            if metrics is not None:
+                metrics.update(mask, scored_truth)
+            else:
+                numbers = pixel_scores(mask, scored_truth)
+                for key in ("f1", "f1_forged", "f1_permuted", "iou"):
+                    setattr(result, key, float(numbers[key]))
+                result.pixel_auc = score_auc(score, scored_truth)
+        out.append(Scored(result, mask, score, image_mask, image_map))
+    return out

@@ -3,25 +3,59 @@ L2-normalized and resized to the first member's grid, concatenated along channel
 
 from __future__ import annotations
 
-from typing import Literal
+import importlib
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from focal_pl.extractors.base import Extractor
+
+PREFIX = "extractor."  # where a focal-pl checkpoint keeps its extractor's weights
 
 
-def extractor_from_checkpoint(path: str) -> nn.Module:
-    """The extractor of a focal-pl checkpoint (its config travels in it), frozen, in eval mode."""
-    from focal_pl.module import FocalModule
+def _build(spec: dict[str, Any], path: str) -> Extractor:
+    """An extractor from its ``class_path`` / ``init_args`` as a checkpoint stores it (no weights
+    file is read: the checkpoint holds the trained weights)."""
+    module_name, _, class_name = str(spec.get("class_path", "")).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(f"{path}: its extractor class {spec.get('class_path')!r} cannot be imported") from error
+    if not (isinstance(cls, type) and issubclass(cls, Extractor)):
+        raise ValueError(f"{path}: {spec.get('class_path')} is not a focal_pl Extractor")
+    init = dict(spec.get("init_args") or {})
+    if "weights" in init:
+        init["weights"] = None
+    return cls(**init)
 
-    module = FocalModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    extractor = module.extractor.eval()
+
+def extractor_from_checkpoint(path: str) -> Extractor:
+    """The extractor of a focal-pl checkpoint (its config travels in it), frozen, in eval mode.
+
+    Reads the checkpoint file itself (``hyper_parameters.extractor`` and the ``extractor.*``
+    weights): the extractors package needs nothing from the training module for that.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"fusion member {file} does not exist")
+    checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    spec = (checkpoint.get("hyper_parameters") or {}).get("extractor")
+    if not isinstance(spec, dict):
+        raise ValueError(f"{file}: no extractor config in the checkpoint (trained from Python?); build "
+                         "FusedExtractor(extractors=[...]) with the extractor objects instead")
+    extractor = _build(spec, str(file))
+    state = {k[len(PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(PREFIX)}
+    extractor.load_state_dict(state)
+    extractor.eval()
     for parameter in extractor.parameters():
         parameter.requires_grad_(False)
     return extractor
 
 
-class FusedExtractor(nn.Module):
+class FusedExtractor(Extractor):
     """Several extractors as one: B x 3 x H x W -> B x (C1 + C2 + ...) x h1 x w1.
 
     Args:
@@ -34,7 +68,7 @@ class FusedExtractor(nn.Module):
     def __init__(
         self,
         checkpoints: list[str] | None = None,
-        extractors: list[nn.Module] | None = None,
+        extractors: list[Extractor] | None = None,
         resize: Literal["bilinear", "nearest"] = "bilinear",
     ) -> None:
         super().__init__()
@@ -43,9 +77,15 @@ class FusedExtractor(nn.Module):
             raise ValueError("FusedExtractor needs at least one checkpoint or extractor")
         if resize not in ("bilinear", "nearest"):
             raise ValueError(f"resize must be 'bilinear' or 'nearest', got {resize!r}")
-        self.members = nn.ModuleList(members)
+        self.members = torch.nn.ModuleList(members)
         self.resize = resize
-        self.member_channels: list[int] | None = None
+        self.stride = members[0].stride
+        self.out_dim = sum(self.member_channels)
+
+    @property
+    def member_channels(self) -> list[int]:
+        """The channels of each member in the fused features (the clusterer's ``splits``)."""
+        return [int(member.out_dim) for member in self.members]
 
     def forward(self, images: Tensor) -> Tensor:
         features = [F.normalize(member(images).float(), dim=1) for member in self.members]
@@ -56,5 +96,4 @@ class FusedExtractor(nn.Module):
                                **({"align_corners": False} if self.resize == "bilinear" else {}))
             for f in features
         ]
-        self.member_channels = [f.shape[1] for f in aligned]
         return torch.cat(aligned, dim=1)

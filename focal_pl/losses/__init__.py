@@ -10,7 +10,6 @@ from focal_pl.losses.contrastive import (
     TripletLoss,
 )
 from focal_pl.losses.classification import PixelBCELoss
-from focal_pl.losses.pixels import downsample_mask
 from focal_pl.losses.scl import SoftContrastiveLoss, fcm_objective, soft_coefficients
 
 __all__ = [
@@ -22,7 +21,6 @@ __all__ = [
     "SampledPixelLoss",
     "SoftContrastiveLoss",
     "TripletLoss",
-    "downsample_mask",
     "fcm_objective",
     "soft_coefficients",
 ]

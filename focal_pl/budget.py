@@ -1,0 +1,61 @@
+"""A training run's length stated in images, turned into steps for the run's actual batch size,
+devices and gradient accumulation when fitting starts.
+
+The paper states its budget as rounds of images (about 190 rounds of 4000); a step count written
+into a config silently changes meaning with the batch size or the number of GPUs. Here the config
+says how many images to train on and how many images to train between validations; the steps
+follow from ``data.batch_size x devices x nodes x accumulate_grad_batches``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+
+class TrainingBudget(Callback):
+    """Sets ``trainer.max_steps`` and ``trainer.val_check_interval`` from image counts at fit start.
+
+    Args:
+        images: images to train on in all (None: the trainer's own ``max_steps`` / ``max_epochs``).
+        validate_every: images between validations (None: the trainer's ``val_check_interval``).
+    """
+
+    def __init__(self, images: int | None = None, validate_every: int | None = None) -> None:
+        for key, value in (("budget.images", images), ("budget.validate_every", validate_every)):
+            if value is not None and value < 1:
+                raise ValueError(f"{key} must be a positive number of images, got {value}")
+        self.images = images
+        self.validate_every = validate_every
+        self.steps: int | None = None
+        self.validation_steps: int | None = None
+
+    @staticmethod
+    def images_per_step(trainer: L.Trainer) -> int:
+        """Images one optimizer step consumes: batch size x data-parallel processes x accumulation."""
+        datamodule = trainer.datamodule
+        batch = getattr(datamodule, "batch_size", None) if datamodule is not None else None
+        if not isinstance(batch, int):
+            raise ValueError("budget: the data module has no integer batch_size to turn images into steps")
+        return batch * trainer.world_size * trainer.accumulate_grad_batches
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or (self.images is None and self.validate_every is None):
+            return
+        per_step = self.images_per_step(trainer)
+        if self.images is not None:
+            self.steps = math.ceil(self.images / per_step)
+            trainer.fit_loop.max_steps = self.steps
+            trainer.fit_loop.max_epochs = -1 if trainer.max_epochs is None else trainer.max_epochs
+        if self.validate_every is not None:
+            self.validation_steps = max(1, math.ceil(self.validate_every / per_step))
+            trainer.val_check_interval = self.validation_steps
+            trainer.check_val_every_n_epoch = None
+        if trainer.is_global_zero:
+            log.info("budget: %s images in %s steps of %d images, validating every %s steps",
+                     self.images, self.steps, per_step, self.validation_steps)

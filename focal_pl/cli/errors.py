@@ -1,0 +1,132 @@
+"""Config errors as one line that names the key and the rule, instead of a usage page or a traceback.
+
+jsonargparse reports a bad value deep inside nested union / subclass messages, and an exception
+raised by a class's constructor (``temperature must be > 0``) arrives without the config key it
+came from. ``one_line`` finds both: the innermost reason, and the dotted key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+
+class ConfigError(SystemExit):
+    """A config problem found before anything ran: printed as one line, exit code 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
+def _key_of_class(config: Any, class_name: str, prefix: str = "") -> str | None:
+    """The dotted key under which ``config`` (nested dicts / Namespaces) builds ``class_name``."""
+    items = config.items() if hasattr(config, "items") else []
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if key == "class_path" and isinstance(value, str) and value.rsplit(".", 1)[-1] == class_name:
+            return prefix.rstrip(".")
+        if hasattr(value, "items"):
+            found = _key_of_class(value, class_name, f"{path}.")
+            if found:
+                return found
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if hasattr(item, "items"):
+                    found = _key_of_class(item, class_name, f"{path}.{i}.")
+                    if found:
+                        return found
+    return None
+
+
+def _chain(error: BaseException | None) -> list[BaseException]:
+    """An exception and the ones it was raised from (jsonargparse wraps constructor errors)."""
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
+
+
+def _raising_class(error: BaseException) -> str | None:
+    """The class whose ``__init__`` raised ``error`` (the innermost such frame), if any."""
+    name = None
+    for link in reversed(_chain(error)):
+        for frame, _ in traceback.walk_tb(link.__traceback__):
+            if frame.f_code.co_name == "__init__" and "self" in frame.f_locals:
+                name = type(frame.f_locals["self"]).__name__
+        if name:
+            return name
+    return name
+
+
+def _parameters(text: str) -> set[str]:
+    """The constructor parameters of every class a message names (``class_path 'x.y.Z'``)."""
+    import importlib
+    import inspect
+
+    names: set[str] = set()
+    for path in re.findall(r"class_path '([\w.]+)'", text):
+        module, _, cls = path.rpartition(".")
+        try:
+            target = getattr(importlib.import_module(module), cls)
+            for klass in [target, *target.__subclasses__()]:
+                names |= set(inspect.signature(klass.__init__).parameters) - {"self", "args", "kwargs"}
+        except Exception:  # noqa: BLE001 - a hint is optional
+            continue
+    return names
+
+
+INNER = re.compile(r"^\s*(?:- )?(?:Problem with given class_path '[^']+':|Parser key \"[^\"]+\":|"
+                   r"Does not validate against any of the Union subtypes|Subtypes:|Errors:|"
+                   r"Given value type:|Given value:|Expected a <class|Not a valid subclass of|"
+                   r"Subclass types expect one of:|Type <class)")
+
+
+def innermost_reason(text: str) -> str:
+    """The most specific line of a (possibly nested) jsonargparse message."""
+    lines = [line.strip(" -") for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not INNER.match(line) and not line.startswith(("Traceback", "File "))]
+    # the deepest reason is the last useful line that says something about a value
+    for line in reversed(useful):
+        if len(line) > 8:
+            return line
+    return lines[-1] if lines else text
+
+
+def wrong_option(text: str) -> str | None:
+    """The option a message says is unknown, if it says so."""
+    match = re.search(r"Option '([^']+)' is not accepted|Key \"([^\"]+)\" is not expected|"
+                      r"unrecognized arguments: --([\w.]+)", text)
+    return next((g for g in match.groups() if g), None) if match else None
+
+
+def unknown_option_hint(text: str, known: Iterable[str]) -> str:
+    """The closest accepted option to the one a message says is unknown, if any is close."""
+    wrong = wrong_option(text)
+    if not wrong:
+        return ""
+    leaf = wrong.rsplit(".", 1)[-1]
+    candidates = {k.rsplit(".", 1)[-1] for k in known} | _parameters(text)
+    close = difflib.get_close_matches(leaf, candidates - {leaf}, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def one_line(error: BaseException, config: Any = None, known: Iterable[str] = (),
+             argv: Iterable[str] = ()) -> str:
+    """The message printed for a config error: ``<key>: <reason>``."""
+    text = "\n".join(str(link) for link in _chain(error))
+    reason = innermost_reason(str(error))
+    cls = _raising_class(error)
+    key = _key_of_class(config, cls) if cls and config is not None else None
+    wrong = wrong_option(text)
+    given = [a.split("=", 1)[0].lstrip("-") for a in argv if a.startswith("--")]
+    typed = next((a for a in given if wrong and a.rsplit(".", 1)[-1] == wrong.rsplit(".", 1)[-1]), None)
+    parser_key = re.findall(r'Parser key "([^"]+)"', text)
+    where = typed or key or (parser_key[0] if parser_key else None)
+    hint = unknown_option_hint(text, known)
+    line = f"{where}: {reason}" if where and not reason.startswith(where) else reason
+    return line + hint

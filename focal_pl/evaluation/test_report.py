@@ -1,0 +1,143 @@
+"""``focal-pl test``: every test set (and degradation) scored image by image into one report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
+
+from focal_pl.clustering.image_score import ImageScore
+from focal_pl.evaluation.files import UniqueStems, gather_rows
+from focal_pl.evaluation.report import TABLE_METRICS, aggregate, plot_robustness, write_report
+from focal_pl.evaluation.scoring import Resolution, member_splits, score_batch
+from focal_pl.masks import Resize
+from focal_pl.runs import run_dir, safe_stem
+
+log = logging.getLogger(__name__)
+
+
+class TestReport(Callback):
+    """``focal-pl test``: clusters every test image, saves its predicted mask and score map, and
+    writes per data set (and degradation) macro F1, forged-class F1, permutation-max F1, IoU, pixel
+    AUC, image-level AUC and accuracy (both from one image-level score) and the false-alarm rate
+    on authentic images to ``results.json``, ``results.csv`` and ``results.md`` (plus
+    ``per_image.csv`` and, for robustness runs, a plot per metric).
+
+    Args:
+        resolution: ``image`` (each image's own size) or ``grid`` (the feature grid with the truth
+            brought there as the official code does, so that numbers compare with the paper's).
+        mask_resize: nearest, or bilinear then > 0.5 (the official code's way).
+        image_score: the image-level score: heterogeneity (NMI of local feature distributions, the
+            paper's) or forged_share (the predicted mask's share of the image).
+        image_threshold: an image is called forged when its score exceeds this (image accuracy);
+            None: 0 for forged_share (any forged pixel) and 0.05 for heterogeneity.
+        save_predictions: write each predicted mask and uint8 score map as PNG.
+        output_dir: where to write (default: the run folder; ``focal-pl test`` with a checkpoint
+            makes one beside the trained run, ``<run>/test_K``).
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(
+        self,
+        resolution: Resolution = "image",
+        mask_resize: Resize = "nearest",
+        image_score: ImageScore = "heterogeneity",
+        image_threshold: float | None = None,
+        save_predictions: bool = True,
+        output_dir: str | None = None,
+    ) -> None:
+        if resolution not in ("image", "grid"):
+            raise ValueError(f"testing.resolution must be 'image' or 'grid', got {resolution!r}")
+        self.resolution = resolution
+        self.mask_resize = mask_resize
+        self.image_score = image_score
+        default = 0.0 if image_score == "forged_share" else 0.05
+        self.image_threshold = default if image_threshold is None else image_threshold
+        self.save_predictions = save_predictions
+        self.output_dir = output_dir
+        self.rows: list[dict[str, Any]] = []
+        self.table: list[dict[str, Any]] = []
+        self.folder = Path(".")
+        self._files = UniqueStems()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "test":
+            base = run_dir(trainer)  # collective under DDP
+            self.folder = Path(self.output_dir) if self.output_dir else base
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.rows, self._files = [], UniqueStems()
+
+    def _set(self, trainer: L.Trainer, index: int) -> tuple[str, str]:
+        sets = getattr(trainer.datamodule, "test_sets", None)
+        return sets[index] if sets and index < len(sets) else (f"test{index}", "none")
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int, dataloader_idx: int = 0,
+    ) -> None:
+        if not outputs or "features" not in outputs:
+            return
+        set_name, degradation = self._set(trainer, dataloader_idx)
+        scored = score_batch(outputs["features"], pl_module.clusterer, batch,
+                             splits=member_splits(pl_module.extractor), resolution=self.resolution,
+                             mask_resize=self.mask_resize, image_method=self.image_score,
+                             set_name=set_name, degradation=degradation)
+        for item in scored:
+            result = item.result
+            if self.save_predictions:
+                folder = self.folder / "predictions" / safe_stem(set_name) / safe_stem(degradation)
+                folder.mkdir(parents=True, exist_ok=True)
+                stem = self._files.stem(folder, result.name)
+                Image.fromarray(item.mask.numpy().astype(np.uint8) * 255).save(folder / f"{stem}_mask.png")
+                Image.fromarray(item.score.numpy()).save(folder / f"{stem}_score.png")
+                result.mask_file = str((folder / f"{stem}_mask.png").relative_to(self.folder))
+                result.score_file = str((folder / f"{stem}_score.png").relative_to(self.folder))
+            self.rows.append(result.row())
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rows = gather_rows(self.rows, trainer)
+        meta = {
+            "model": type(pl_module.extractor).__name__,
+            "checkpoint": getattr(trainer, "ckpt_path", None),
+            "resolution": self.resolution,
+            "clusterer": repr(pl_module.clusterer),
+            "image_score": self.image_score,
+            "image_threshold": self.image_threshold,
+        }
+        self.table = aggregate(rows, self.image_threshold)
+        self._log(trainer)
+        self._write(rows, meta)
+
+    @rank_zero_only
+    def _log(self, trainer: L.Trainer) -> None:
+        """Every set's numbers to the loggers (W&B, CSV) under ``test/<set>[/<degradation>]/<metric>``.
+        They go to the loggers directly: logged through Lightning from an epoch-end hook, each set's
+        numbers would be printed under every test loader's column of its table."""
+        metrics = {}
+        for entry in self.table:
+            prefix = f"test/{entry['set']}" + ("" if entry["degradation"] == "none" else f"/{entry['degradation']}")
+            for key in TABLE_METRICS:
+                value = entry[key]
+                if isinstance(value, float) and not np.isnan(value):
+                    metrics[f"{prefix}/{key}"] = value
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+    @rank_zero_only
+    def _write(self, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+        if not rows:
+            return
+        write_report(self.folder, rows, meta, self.table)
+        plots = plot_robustness(self.folder, self.table)
+        print(f"\nTest results ({len(rows)} images): {self.folder / 'results.md'}")
+        print((self.folder / "results.md").read_text().split("\nColumns:")[0])
+        if plots:
+            print("robustness plots: " + ", ".join(str(p) for p in plots))
