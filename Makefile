@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test lint bench-losses ablate sweep clean
+.PHONY: setup demo test test-quick lint bench-losses ablate sweep clean gpu-pack gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ demo: setup
 	$(BIN)/focal-pl fit --config demo.yaml
 
 test: setup
-	$(BIN)/python -m pytest -q
+	time $(BIN)/python -m pytest -q
+
+# the quick loop: everything but the tests marked slow
+test-quick: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
@@ -35,6 +39,16 @@ sweep: setup
 
 bench-losses: setup
 	$(BIN)/python benchmarks/loss_learning.py
+
+# Here, with a registry: wheels a bare GPU machine lacks (.whl/) and real images (.gpucheck/).
+gpu-pack: setup
+	$(BIN)/python benchmarks/gpu_pack.py
+
+# On a GPU machine (device tool: carry .whl and .gpucheck): fit vit/hrnet, validate/test/predict on
+# real images, the gpu tests, the speed benchmarks; figures to benchmarks/results/gpu_check.md.
+# Uses the machine's own python3 and torch: no venv is made there.
+gpu-check:
+	$(PYTHON) benchmarks/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -12,6 +12,7 @@ import html
 import json
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ class PredictionWriter(Callback):
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
         self._lock = threading.Lock()
+        self._started = 0.0
+        self.seconds = 0.0  # from the first batch's start to the last file written
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "predict":
@@ -79,6 +82,7 @@ class PredictionWriter(Callback):
         self.rows, self._files, self._pending = [], UniqueStems(), []
         self.folder.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(self.host_threads) if self.host_threads else None
+        self._started = time.perf_counter()
 
     def on_predict_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -139,6 +143,7 @@ class PredictionWriter(Callback):
         if self._pool is not None:
             self._pool.shutdown()
         self._pending = []
+        self.seconds = time.perf_counter() - self._started
         rows = sorted(gather_rows(self.rows, trainer), key=lambda r: r["name"])
         self._write(rows)
 
@@ -154,7 +159,9 @@ class PredictionWriter(Callback):
             writer.writerows(rows)
         (self.folder / "index.html").write_text(render_html(rows))
         (self.folder / "scores.json").write_text(json.dumps(rows, indent=1, default=lambda v: None))
-        print(f"\nPredictions for {len(rows)} images: {self.folder / 'index.html'}")
+        rate = len(rows) / max(self.seconds, 1e-9)
+        print(f"\nPredictions for {len(rows)} images in {self.seconds:.1f} s ({rate:.2f} images/s): "
+              f"{self.folder / 'index.html'}")
 
 
 def render_html(rows: list[dict[str, Any]]) -> str:
