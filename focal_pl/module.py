@@ -37,7 +37,8 @@ class FocalModule(L.LightningModule):
         extractor: images B x 3 x H x W in [0, 1] -> features B x C x h x w.
         loss: pixel loss ``loss(features, masks)``; default the soft contrastive loss.
         clusterer: turns one image's features into a mask at evaluation; default HDBSCAN.
-        optimizer: optimizer factory; default Adam with lr 1e-4 (the paper's).
+        optimizer: optimizer factory; default Adam with lr 1e-4 (the paper's), fused on a GPU (one
+            kernel for all parameters; the same update).
         scheduler: learning-rate scheduler factory, or ``plateau`` (default): halve the lr when
             ``monitor`` has not improved for 3 validations, stepped once per validation (the
             official code's rule, ``ValidationPlateau``). None: constant lr.
@@ -227,7 +228,7 @@ class FocalModule(L.LightningModule):
             raise ValueError(f"{type(self.extractor).__name__} has no trainable parameter (a fusion of "
                              "trained extractors is for test / predict, not fit)")
         if self.optimizer_factory is None:
-            optimizer = torch.optim.Adam(params, lr=1e-4)
+            optimizer = torch.optim.Adam(params, lr=1e-4, fused=all(p.is_cuda for p in params) or None)
         else:
             optimizer = self.optimizer_factory(params)
         if self.scheduler_factory is None:

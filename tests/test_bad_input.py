@@ -66,6 +66,9 @@ def build_corpus(root: Path) -> dict[str, str]:
     Image.fromarray((rgb(4)[..., 0].astype(np.uint16) * 257)).save(sixteen, format="PNG")
     add("sixteen_bit", sixteen.getvalue())
     add("rgba", np.dstack([rgb(5), np.full((H, W), 128, np.uint8)]))
+    palette = io.BytesIO()
+    Image.fromarray(rgb(14)).quantize(colors=16).save(palette, format="PNG")  # mode P, as GIF-era PNGs are
+    add("palette", palette.getvalue())
     rotated = Image.fromarray(rgb(6)).transpose(Image.Transpose.ROTATE_90)  # stored W x H
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to view": the upright photo is H x W, as its mask
@@ -122,6 +125,9 @@ def test_decoded_pixels_are_right_for_the_awkward_modes(tmp_path):
     assert gray.shape == (H, W, 3) and np.array_equal(gray[..., 0], rgb(3)[..., 0])
     assert np.array_equal(read_image(images / "sixteen_bit.png")[..., 0], rgb(4)[..., 0])
     assert np.array_equal(read_image(images / "rgba.png"), rgb(5))
+    palette = Image.open(images / "palette.png")
+    assert palette.mode == "P"
+    assert np.array_equal(read_image(images / "palette.png"), np.asarray(palette.convert("RGB")))
     cmyk = read_image(images / "cmyk.jpg").astype(int)
     assert np.abs(cmyk - rgb(2)).mean() < 20  # CMYK JPEG converted to RGB
     upright = read_image(images / "exif_rotated.jpg", upright=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -156,3 +158,63 @@ def test_training_batches_keep_their_size_when_items_are_bad():
     assert len(batches) == 3 and all(len(b["name"]) == 3 for b in batches)
     assert sum(b["skipped"] for b in batches) >= 3
     assert not {"img_0", "img_3", "img_6"} & {n for b in batches for n in b["name"]}
+
+
+def pairs_folder(root, n: int, seed: int = 0):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / "images" / f"im{i}.png")
+        mask = np.zeros((20, 24), np.uint8)
+        mask[2:9, 3:12] = 255
+        Image.fromarray(mask).save(root / "masks" / f"im{i}.png")
+    return root / "images"
+
+
+def test_val_split_holds_distinct_items_out_of_training_with_every_repeat(tmp_path):
+    from focal_pl.data.sources import FolderPairs
+
+    images = pairs_folder(tmp_path / "a", 10)
+    module = ForgeryDataModule(train=[FolderPairs(str(images), repeat=3), SyntheticForgeries(20, 32, seed=2)],
+                               val_split=6, image_size=32, num_workers=0)
+    train, val = module.dataset("train"), module.dataset("val")
+    val_names = {val.data[i][2]["name"] for i in range(len(val))}
+    train_names = {train.data[i][2]["name"] for i in range(len(train))}
+    assert len(val) == 6 and not val_names & train_names  # never trained on, not even a repeat
+    assert len(train) == 10 * 3 + 20 - sum(3 if "im" in Path(n).name else 1 for n in val_names)
+    again = ForgeryDataModule(train=[FolderPairs(str(images), repeat=3), SyntheticForgeries(20, 32, seed=2)],
+                              val_split=6, image_size=32, num_workers=0).dataset("val")
+    assert {again.data[i][2]["name"] for i in range(len(again))} == val_names  # the same on every rank / resume
+    with pytest.raises(ValueError, match="val_split"):
+        ForgeryDataModule(train=SyntheticForgeries(4, 32), val=SyntheticForgeries(2, 32), val_split=1)
+    with pytest.raises(ValueError, match="between 1 and 3"):
+        ForgeryDataModule(train=SyntheticForgeries(4, 32), val_split=4)
+
+
+def test_test_sets_that_overlap_training_data_are_named(tmp_path, caplog):
+    import shutil
+
+    from focal_pl.data.sources import FolderPairs
+
+    train_images = pairs_folder(tmp_path / "train", 4)
+    test_images = pairs_folder(tmp_path / "test", 3, seed=7)
+    shutil.copy(train_images / "im2.png", test_images / "copied.png")  # same bytes, another path
+    shutil.copy(train_images.parent / "masks" / "im2.png", test_images.parent / "masks" / "copied.png")
+    module = ForgeryDataModule(train=FolderPairs(str(train_images)),
+                               test=[FolderPairs(str(test_images)), FolderPairs(str(train_images))],
+                               image_size=32, num_workers=0)
+    with caplog.at_level("WARNING", logger="focal_pl.data.datamodule"):
+        module.setup("test")
+    assert f"{test_images / 'copied.png'} is also in the training data: {train_images / 'im2.png'} (same content" \
+        in caplog.text
+    assert f"{train_images / 'im0.png'} (same path (train))" in caplog.text
+    assert "5 test image(s) overlap" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="focal_pl.data.datamodule"):
+        ForgeryDataModule(train=FolderPairs(str(train_images)), test=[FolderPairs(str(pairs_folder(
+            tmp_path / "clean", 2, seed=9)))], image_size=32, num_workers=0).setup("test")
+    assert "overlap" not in caplog.text

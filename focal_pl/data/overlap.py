@@ -41,18 +41,20 @@ def find_overlaps(test: list[ForgerySource], others: dict[str, list[ForgerySourc
     for path in test_files:
         if path.is_file():
             by_size[path.stat().st_size].append(path)
-    hashes: dict[str, Path] = {}
+    hashes: dict[str, list[Path]] | None = None
     found: list[tuple[str, str, str]] = []
     for split, sources in others.items():
         for path in {p.resolve() for s in sources for p in _files(s)}:
             if path in test_files:
                 found.append((str(path), str(path), f"same path ({split})"))
-                continue
             if not path.is_file() or path.stat().st_size not in by_size:
                 continue
-            if not hashes:
-                hashes = {_sha256(p): p for group in by_size.values() for p in group}
-            twin = hashes.get(_sha256(path))
-            if twin is not None:
-                found.append((str(twin), str(path), f"same content ({split})"))
+            if hashes is None:  # hash the test files once, and only when a size matches
+                hashes = defaultdict(list)
+                for group in by_size.values():
+                    for test_path in group:
+                        hashes[_sha256(test_path)].append(test_path)
+            for twin in hashes.get(_sha256(path), []):
+                if twin != path:
+                    found.append((str(twin), str(path), f"same content ({split})"))
     return sorted(set(found))
