@@ -230,6 +230,8 @@ def test_a_run_reports_the_unreadable_items_it_skipped(tmp_path, capsys):
         "--trainer.num_sanity_val_steps", "0", root=tmp_path)
     out = capsys.readouterr().out
     assert "skipped" in out and "unreadable item(s)" in out
+    pictures = list(tmp_path.rglob("val_images/*/*.png"))
+    assert pictures and all(p.name.count(".") == 1 for p in pictures)  # 00_0.png, not 00_0.png.png
 
 
 @pytest.mark.parametrize("data", ["data/paper_mix.yaml", "data/test_sets.yaml"])

@@ -59,6 +59,10 @@ def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, t
     report = json.loads((folder / "results.json").read_text())
     assert report["resolution"] == "image" and "macro F1" in report["legend"]["f1"]
     assert {r["set"] for r in report["results"]} == {"folder", "synthetic-4"}
+    # each set's numbers reach the loggers once, not Lightning's per-loader table under every column
+    assert not any(k.startswith("test/folder/") for k in run.trainer.callback_metrics)
+    header = (folder / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "test/folder/f1" in header and "test/synthetic-4/f1" in header
     assert "forged-class F1" in (folder / "results.md").read_text()
     truth_of = {}
     source = FolderPairs(str(images), include_authentic=True)

@@ -137,6 +137,7 @@ def test_the_traditional_baseline_variant_swaps_model_and_loss_but_keeps_the_bac
     assert hrnet["model"]["init_args"]["extractor"]["init_args"]["out_dim"] is None  # not the ViT's 256
 
 
+@pytest.mark.slow
 def test_ablate_trains_each_variant_then_clusters_one_checkpoint_each_way(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "losses"
@@ -164,6 +165,7 @@ def test_ablate_trains_each_variant_then_clusters_one_checkpoint_each_way(tmp_pa
     assert "clustering s" in (out / "ablation_results.md").read_text()
 
 
+@pytest.mark.slow
 def test_backbone_set_runs_on_cpu_with_tiny_models(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "backbones"

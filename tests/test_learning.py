@@ -49,6 +49,7 @@ def train(loss, splices, steps=200) -> tuple[float, float]:
     return before, score(model, vx, vfull)
 
 
+@pytest.mark.slow
 def test_default_scl_learns_where_the_literal_reading_does_not(splices):
     before, after = train(SoftContrastiveLoss(), splices)
     assert before < 0.55 and after > before + 0.15, (before, after)
@@ -56,6 +57,7 @@ def test_default_scl_learns_where_the_literal_reading_does_not(splices):
     assert literal < after - 0.1, (literal, after)  # FOCAL.md: W ~ 0.5 on an untrained model
 
 
+@pytest.mark.slow
 def test_nce_learns_too(splices):
     before, after = train(InfoNCELoss(), splices)
     assert after > before + 0.08, (before, after)

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 
 import reference_focal as ref
+from focal_pl.masks import downsample_mask
 from focal_pl.losses import (
     CircleLoss,
     DCLLoss,
     InfoNCELoss,
     SoftContrastiveLoss,
     TripletLoss,
-    downsample_mask,
     fcm_objective,
     soft_coefficients,
 )

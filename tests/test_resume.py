@@ -33,6 +33,7 @@ def final(root: Path) -> dict:
     return json.loads(next(root.rglob("metrics.json")).read_text())["final"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_sigkill_mid_epoch_then_resume_from_last_gives_the_unbroken_result(tmp_path):
     unbroken = fit(tmp_path / "unbroken")
@@ -52,6 +53,7 @@ def test_sigkill_mid_epoch_then_resume_from_last_gives_the_unbroken_result(tmp_p
         assert b[key] == pytest.approx(a[key], abs=1e-6), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
 def test_a_stopped_fit_leaves_a_checkpoint_to_resume_and_a_truthful_summary(name, tmp_path):
     """Ctrl-C (SIGINT) or a scheduler's SIGTERM mid-fit: last.ckpt at the step reached, a line that
