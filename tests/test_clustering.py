@@ -9,8 +9,12 @@ import torch
 from focal_pl.clustering import (
     ALGORITHMS,
     Clusterer,
+    cluster_labels,
     cluster_mask,
+    feature_rows,
     forged_from_labels,
+    pool_to_grid,
+    pristine_distance_score,
     resize_mask,
     resolve_min_cluster_size,
 )
@@ -38,12 +42,26 @@ def test_every_algorithm_finds_a_separated_forged_region(algorithm):
     assert score[truth].mean() > 0.8 > 0.2 > score[~truth].mean()
 
 
-def test_largest_cluster_is_pristine_even_when_forged_pixels_are_numerous():
-    features, truth = feature_map()
-    inverted, _ = cluster_mask(features, algorithm="kmeans")
-    assert torch.equal(inverted, truth)  # the smaller cluster is the forged one
-    features2 = torch.cat([features[:, :, :12].flip(2), features[:, :, 12:]], 2)  # same sizes
-    assert cluster_mask(features2, algorithm="kmeans")[0].sum() == truth.sum()
+def test_the_largest_cluster_is_called_pristine_even_when_the_forgery_is_the_majority():
+    """The rule knows sizes, not truth: a forgery covering 40% of the map is found; one covering
+    60% makes the pristine part the smaller cluster, so the mask comes out inverted (FOCAL's
+    assumption that most of an image is pristine, paper Section IV)."""
+    g = torch.Generator().manual_seed(3)
+    base, other = torch.randn(2, 32, generator=g)
+    for share, expected_inverted in ((0.4, False), (0.6, True)):
+        truth = torch.zeros(20, 20, dtype=torch.bool)
+        truth[:, : int(20 * share)] = True
+        features = base[:, None, None] + 0.3 * torch.randn(32, 20, 20, generator=g)
+        features[:, truth] = other[:, None] + 0.3 * torch.randn(32, int(truth.sum()), generator=g)
+        assert truth.float().mean() == pytest.approx(share)
+        mask, _ = cluster_mask(features, algorithm="kmeans")
+        assert torch.equal(mask, ~truth if expected_inverted else truth), share
+
+
+def test_the_spanning_tree_methods_are_one_list():
+    from focal_pl.clustering import algorithms, fast_hdbscan
+
+    assert algorithms.MST_METHODS == fast_hdbscan.MST_METHODS
 
 
 def test_hdbscan_on_an_authentic_map_gives_an_empty_mask():
@@ -100,3 +118,182 @@ def test_resize_mask_nearest_and_bilinear():
     smooth = resize_mask(mask, (16, 16), mode="bilinear")
     assert smooth.dtype == torch.bool and 0 < smooth.sum() < 256
     assert torch.equal(resize_mask(mask, (4, 4)), mask)
+
+
+# ------------------------------------------------------------------ the labelling rule in torch
+
+
+def numpy_rule(rows, labels, noise):
+    """The former NumPy labelling rule, kept as the reference of the torch one."""
+    def unit(v):
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    if clusters.size == 0:
+        forged, center = np.zeros(labels.shape, dtype=bool), unit(rows.mean(0))
+    else:
+        pristine = clusters[np.argmax(sizes)]
+        forged = (labels >= 0) & (labels != pristine)
+        noisy = labels < 0
+        if noisy.any() and noise == "forged":
+            forged |= noisy
+        elif noisy.any() and noise == "nearest":
+            centers = np.stack([unit(rows[labels == c].mean(0)) for c in clusters])
+            forged[noisy] = clusters[np.argmax(rows[noisy] @ centers.T, axis=1)] != pristine
+        center = unit(rows[labels == pristine].mean(0))
+    distance = 1.0 - rows @ center
+    low, high = distance.min(), distance.max()
+    score = np.zeros_like(distance) if high - low < 1e-12 else (distance - low) / (high - low)
+    return forged, center, score
+
+
+@pytest.mark.parametrize("noise", ["nearest", "forged", "pristine"])
+def test_torch_labelling_rule_equals_the_former_numpy_one(noise):
+    g = np.random.default_rng(0)
+    for trial in range(12):
+        features, _ = feature_map(side=16, seed=trial)
+        rows = feature_rows(features)
+        k = trial % 4  # 0 clusters (all noise) .. 3 clusters, names not contiguous
+        labels = np.where(g.random(len(rows)) < 0.2, -1, g.choice([0, 3, 7][: max(k, 1)], size=len(rows)))
+        if k == 0:
+            labels[:] = -1
+        forged, center, score = numpy_rule(rows, labels, noise)
+        forged_t, center_t = forged_from_labels(torch.from_numpy(rows), labels, noise)
+        score_t = pristine_distance_score(torch.from_numpy(rows), center_t)
+        assert isinstance(forged_t, torch.Tensor) and forged_t.dtype == torch.bool
+        assert np.array_equal(forged_t.numpy(), forged)
+        assert np.allclose(center_t.numpy(), center, atol=1e-6)
+        assert score_t.dtype == torch.float32 and np.allclose(score_t.numpy(), score, atol=1e-5)
+        forged_n, center_n = forged_from_labels(rows, labels, noise)  # NumPy in, NumPy out
+        assert isinstance(forged_n, np.ndarray) and np.array_equal(forged_n, forged)
+        assert isinstance(pristine_distance_score(rows, center_n), np.ndarray)
+    flat = np.ones((5, 3), np.float32) / np.sqrt(3)
+    assert (pristine_distance_score(flat, flat[0]) == 0).all()  # every distance the same: zeros
+
+
+def test_clusterer_masks_equal_the_former_numpy_rule_on_feature_maps():
+    for seed, forged in ((0, True), (1, True), (2, False)):
+        features, _ = feature_map(side=24, seed=seed, forged=forged, spread=0.45)
+        clusterer = Clusterer(min_cluster_size=20)
+        rows = feature_rows(features)
+        labels = cluster_labels(rows, "hdbscan", 20)
+        expected_mask, _, expected_score = numpy_rule(rows, labels, "nearest")
+        mask, score = clusterer(features)
+        assert np.array_equal(mask.flatten().numpy(), expected_mask)
+        assert np.allclose(score.flatten().numpy(), expected_score, atol=1e-5)
+
+
+# ------------------------------------------------------------------ devices, batches, validation
+
+
+def test_results_come_back_on_the_cpu_and_device_is_honoured():
+    features, truth = feature_map()
+    for device in ("auto", "cpu"):
+        mask, score = Clusterer(min_cluster_size=20, device=device)(features)
+        assert mask.device.type == score.device.type == "cpu"
+        assert mask.dtype == torch.bool and score.dtype == torch.float32 and torch.equal(mask, truth)
+    mask, _ = Clusterer(min_cluster_size=20)(features.numpy())  # NumPy features too
+    assert torch.equal(mask, truth)
+    clusterer = Clusterer(device="cuda:1")
+    assert clusterer.compute_device(features) == torch.device("cuda:1")
+    assert Clusterer().compute_device(features) == torch.device("cpu")
+    assert "device" not in repr(clusterer) and "mst" not in repr(clusterer)
+
+
+@pytest.mark.parametrize("algorithm,mst", [("hdbscan", "auto"), ("hdbscan", "boruvka"), ("kmeans", "auto")])
+def test_cluster_batch_equals_one_map_at_a_time(algorithm, mst):
+    maps = [feature_map(side=20, seed=s, forged=s != 2)[0] for s in range(4)]
+    features = torch.stack(maps)
+    clusterer = Clusterer(algorithm, min_cluster_size=20, mst=mst)
+    batched = clusterer.cluster_batch(features)
+    assert len(batched) == 4
+    for (mask, score), fmap in zip(batched, maps):
+        one_mask, one_score = clusterer(fmap)
+        assert mask.device.type == "cpu" and torch.equal(mask, one_mask)
+        assert torch.allclose(score, one_score, atol=1e-6)
+    assert not batched[2][0].any() or algorithm == "kmeans"  # the authentic map
+
+
+@pytest.mark.parametrize("fusion", ["union", "intersection"])
+def test_result_level_fusion_in_both_calls(fusion):
+    first, truth = feature_map(side=20, seed=0)
+    second = first.clone()
+    second[:, :3, :] = first[:, 10:13, :]  # the second member also sees a band at the top as forged
+    features = torch.cat([first, second])  # two members of 32 channels
+    clusterer = Clusterer(min_cluster_size=20, fusion=fusion)
+    member_masks = [Clusterer(min_cluster_size=20)(f)[0] for f in (first, second)]
+    expected = member_masks[0] | member_masks[1] if fusion == "union" else member_masks[0] & member_masks[1]
+    assert not torch.equal(member_masks[0], member_masks[1])
+    mask, score = clusterer(features, splits=[32, 32])
+    assert torch.equal(mask, expected) and score.shape == mask.shape
+    (batch_mask, batch_score), = clusterer.cluster_batch(features[None], splits=[32, 32])
+    assert torch.equal(batch_mask, expected) and torch.allclose(batch_score, score, atol=1e-6)
+    joint, _ = clusterer(features)  # no splits: the concatenation is clustered
+    assert joint.shape == mask.shape
+
+
+def test_grid_pooling_in_a_batch_and_for_numpy():
+    features = torch.stack([feature_map(side=32, seed=s)[0] for s in range(2)])
+    assert pool_to_grid(features, 16).shape == (2, 32, 16, 16)
+    assert pool_to_grid(features[0].numpy(), 16).shape == (32, 16, 16)
+    assert pool_to_grid(features, None) is features
+    masks = Clusterer(min_cluster_size=10, grid=16).cluster_batch(features)
+    assert [m.shape for m, _ in masks] == [(16, 16), (16, 16)]
+    assert torch.equal(masks[1][0], Clusterer(min_cluster_size=10, grid=16)(features[1])[0])
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(min_cluster_size=1), "min_cluster_size must be an integer >= 2 or a fraction in"),
+    (dict(min_cluster_size=2.5), "min_cluster_size"),
+    (dict(min_cluster_size=0), "min_cluster_size"),
+    (dict(min_cluster_size=True), "min_cluster_size"),
+    (dict(min_cluster_size="200"), "min_cluster_size"),
+    (dict(min_samples=0), "min_samples"),
+    (dict(grid=0), "grid"),
+    (dict(device="gpu-magic"), "device"),
+    (dict(noise="maybe"), "noise"),
+    (dict(fusion="late"), "fusion"),
+    (dict(mst="kruskal"), "mst"),
+])
+def test_arguments_are_checked_when_the_clusterer_is_built(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        Clusterer(**arguments)
+
+
+def test_good_arguments_build():
+    for arguments in (dict(min_cluster_size=0.05), dict(min_cluster_size=200.0), dict(min_samples=1, grid=64),
+                      dict(device="cuda"), dict(device="cpu", mst="prim")):
+        assert isinstance(Clusterer(**arguments), Clusterer)
+
+
+# ------------------------------------------------------------------ CUDA
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_clusterer_returns_cpu_results_equal_to_the_cpu():
+    maps = torch.stack([feature_map(side=24, seed=s, forged=s != 1, spread=0.4)[0] for s in range(3)])
+    cpu = Clusterer(min_cluster_size=20, mst="boruvka")  # the GPU's tree, on the CPU (ties resolved alike)
+    expected = [cpu(f) for f in maps]
+    on_cuda = Clusterer(min_cluster_size=20, device="cuda")  # features on the CPU, moved there
+    for (mask, score), (want_mask, want_score) in zip(on_cuda.cluster_batch(maps), expected):
+        assert mask.device.type == score.device.type == "cpu"
+        assert torch.equal(mask, want_mask) and torch.allclose(score, want_score, atol=1e-5)
+    auto = Clusterer(min_cluster_size=20)  # features on CUDA: clustered there
+    mask, score = auto(maps[0].cuda())
+    assert mask.device.type == score.device.type == "cpu" and torch.equal(mask, expected[0][0])
+    masks = auto.cluster_batch(maps.cuda(), splits=None)
+    assert all(m.device.type == "cpu" and torch.equal(m, e[0]) for (m, _), e in zip(masks, expected))
+    fused = Clusterer(min_cluster_size=20, fusion="union").cluster_batch(torch.cat([maps, maps], 1).cuda(), [32, 32])
+    assert all(torch.equal(m, e[0]) for (m, _), e in zip(fused, expected))
+    rows = torch.from_numpy(feature_rows(maps[0]))
+    labels = cluster_labels(rows, "hdbscan", 20)
+    forged, center = forged_from_labels(rows.cuda(), labels)
+    assert forged.is_cuda and torch.equal(forged.cpu(), forged_from_labels(rows, labels)[0])
+    assert torch.allclose(pristine_distance_score(rows.cuda(), center).cpu(),
+                          pristine_distance_score(rows, forged_from_labels(rows, labels)[1]), atol=1e-5)
+    grid = Clusterer(min_cluster_size=10, grid=12)(maps[0].cuda())[0]
+    assert grid.shape == (12, 12) and grid.device.type == "cpu"

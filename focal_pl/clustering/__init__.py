@@ -1,19 +1,29 @@
 """Per-image clustering behind one function: features -> forged mask (+ score). Knows no training."""
 
-from focal_pl.clustering.algorithms import ALGORITHMS, cluster_labels, resolve_min_cluster_size
-from focal_pl.clustering.core import Clusterer, cluster_mask, feature_rows, resize_mask
+from focal_pl.clustering.algorithms import (
+    ALGORITHMS,
+    MST_METHODS,
+    check_min_cluster_size,
+    cluster_labels,
+    resolve_min_cluster_size,
+)
+from focal_pl.clustering.core import Clusterer, cluster_mask, feature_rows, pool_to_grid, resize_mask, unit_rows
 from focal_pl.clustering.labelling import forged_from_labels, pristine_distance_score
 from focal_pl.clustering.masker import Masker
 
 __all__ = [
     "ALGORITHMS",
+    "MST_METHODS",
     "Clusterer",
     "Masker",
+    "check_min_cluster_size",
     "cluster_labels",
     "cluster_mask",
     "feature_rows",
     "forged_from_labels",
+    "pool_to_grid",
     "pristine_distance_score",
     "resize_mask",
     "resolve_min_cluster_size",
+    "unit_rows",
 ]

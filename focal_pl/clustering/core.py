@@ -9,40 +9,62 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from focal_pl.clustering.algorithms import ALGORITHMS, Algorithm, cluster_labels
-from focal_pl.clustering.labelling import NoiseRule, forged_from_labels, pristine_distance_score
+from focal_pl.clustering.algorithms import (
+    ALGORITHMS,
+    MST_METHODS,
+    Algorithm,
+    MstMethod,
+    check_min_cluster_size,
+    cluster_labels,
+    resolve_min_cluster_size,
+)
+from focal_pl.clustering.labelling import NOISE_RULES, NoiseRule, forged_from_labels, pristine_distance_score
 from focal_pl.clustering.masker import Masker
 
 
+def unit_rows(features: Tensor | np.ndarray) -> Tensor:
+    """(B x) C x h x w features (torch on any device, or NumPy) -> float32 unit rows (B x) (h*w) x C,
+    on the features' device."""
+    features = torch.as_tensor(features)
+    if features.dim() not in (3, 4):
+        raise ValueError(f"features must be C x h x w (or B x C x h x w), got shape {tuple(features.shape)}")
+    rows = features.detach().float().flatten(-2).transpose(-1, -2)
+    return F.normalize(rows, dim=-1)
+
+
 def feature_rows(features: Tensor | np.ndarray) -> np.ndarray:
-    """C x h x w features (torch or NumPy, any device / dtype) -> float32 unit rows (h*w) x C."""
-    if isinstance(features, np.ndarray):
-        features = torch.from_numpy(features)
-    if features.dim() != 3:
+    """C x h x w features (torch or NumPy, any device / dtype) -> float32 unit rows (h*w) x C, NumPy."""
+    if torch.as_tensor(features).dim() != 3:
         raise ValueError(f"features must be C x h x w, got shape {tuple(features.shape)}")
-    rows = features.detach().float().cpu().flatten(1).T
-    return F.normalize(rows, dim=1).numpy()
+    return unit_rows(features).cpu().numpy()
 
 
 class Clusterer(Masker):
     """How each image's features become a mask: the algorithm and its labelling rule.
 
+    The one place where features move to the compute device and results come back: ``__call__``
+    and ``cluster_batch`` take features on any device and return masks and scores on the CPU.
+
     Args:
         algorithm: hdbscan (the paper's), kmeans, bisecting_kmeans, birch or ward.
-        min_cluster_size: HDBSCAN's, an int (the paper: 200) or a fraction of the h*w features.
-        min_samples: HDBSCAN's (None = min_cluster_size, as scikit-learn does).
+        min_cluster_size: HDBSCAN's, an int >= 2 (the paper: 200) or a fraction in (0, 1) of the h*w
+            features.
+        min_samples: HDBSCAN's (None = min_cluster_size, as scikit-learn does), an int >= 1.
         noise: what HDBSCAN's noise points become: nearest (cluster center, cosine), forged, pristine.
         allow_single_cluster: let HDBSCAN return one cluster (an all-pristine answer).
         seed: seed of the k-means family.
-        grid: cluster on a grid of at most this side (feature maps above it are average-pooled),
-            e.g. 64 for HRNet's 256 x 256 maps, whose 65536 points exact HDBSCAN cannot take;
-            None clusters the map as it is. The mask then has the pooled grid's size.
+        grid: cluster on a grid of at most this side (feature maps above it are average-pooled, on
+            the features' device), e.g. 64 for HRNet's 256 x 256 maps, whose 65536 points exact
+            HDBSCAN cannot take; None clusters the map as it is. The mask then has the grid's size.
         backend: HDBSCAN's implementation: torch (exact, fast: dense distances by matrix product,
-            scikit-learn's own tree code) or sklearn (the public class).
-        device: where the torch backend computes distances (cpu, cuda).
+            scikit-learn's own tree code; see ``fast_hdbscan``) or sklearn (the public class).
+        device: where the torch backend and the labelling rule compute: auto (where the features
+            are), or a torch device such as cpu, cuda, cuda:1 (the features are moved there).
         fusion: for a ``FusedExtractor``'s features: ``features`` clusters the concatenation (the
             paper's feature-level fusion); ``union`` / ``intersection`` cluster each member alone
             and combine the masks (the naive result-level fusion it is compared with).
+        mst: HDBSCAN's spanning tree (torch backend): auto (Prim on the CPU, Boruvka elsewhere),
+            prim or boruvka.
     """
 
     def __init__(
@@ -55,8 +77,9 @@ class Clusterer(Masker):
         seed: int = 0,
         grid: int | None = None,
         backend: Literal["torch", "sklearn"] = "torch",
-        device: str = "cpu",
+        device: str = "auto",
         fusion: Literal["features", "union", "intersection"] = "features",
+        mst: MstMethod = "auto",
     ) -> None:
         if fusion not in ("features", "union", "intersection"):
             raise ValueError(f"fusion must be features, union or intersection, got {fusion!r}")
@@ -64,61 +87,134 @@ class Clusterer(Masker):
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         if backend not in ("torch", "sklearn"):
             raise ValueError(f"backend must be 'torch' or 'sklearn', got {backend!r}")
-        if noise not in ("nearest", "forged", "pristine"):
+        if noise not in NOISE_RULES:
             raise ValueError(f"noise must be 'nearest', 'forged' or 'pristine', got {noise!r}")
+        if mst not in MST_METHODS:
+            raise ValueError(f"mst must be one of {', '.join(MST_METHODS)}, got {mst!r}")
+        check_min_cluster_size(min_cluster_size)
+        if min_samples is not None and not (_is_int(min_samples) and min_samples >= 1):
+            raise ValueError(f"min_samples must be None or an integer >= 1, got {min_samples!r}")
+        if grid is not None and not (_is_int(grid) and grid >= 1):
+            raise ValueError(f"grid must be None or an integer >= 1, got {grid!r}")
+        if not _is_int(seed):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if device != "auto":
+            try:
+                torch.device(device)
+            except (RuntimeError, TypeError, ValueError) as error:
+                raise ValueError(f"device must be 'auto' or a torch device (cpu, cuda, cuda:1), got {device!r}") \
+                    from error
         self.algorithm = algorithm
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.noise = noise
-        self.allow_single_cluster = allow_single_cluster
+        self.allow_single_cluster = bool(allow_single_cluster)
         self.seed = seed
         self.grid = grid
         self.backend = backend
         self.device = device
         self.fusion = fusion
+        self.mst = mst
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("seed", "device"))
+        hidden = ("seed", "device", "mst")  # how and where, not what: the same partition
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in hidden)
         return f"Clusterer({settings})"
+
+    def compute_device(self, features: Tensor | np.ndarray) -> torch.device:
+        """Where ``features`` are clustered: ``device``, or with ``auto`` where they are."""
+        if self.device != "auto":
+            return torch.device(self.device)
+        return features.device if isinstance(features, Tensor) else torch.device("cpu")
 
     def __call__(
         self, features: Tensor | np.ndarray, splits: list[int] | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Features C x h x w -> (forged mask bool h x w, score float h x w in [0, 1]) on the CPU.
-        ``splits``: the channels of each fused member (``FusedExtractor.member_channels``)."""
-        if self.fusion != "features" and splits and len(splits) > 1:
-            parts = [self._one(part) for part in torch.as_tensor(features).split(splits, dim=0)]
-            masks = torch.stack([m for m, _ in parts])
-            mask = masks.any(0) if self.fusion == "union" else masks.all(0)
-            return mask, torch.stack([s for _, s in parts]).mean(0)
-        return self._one(features)
+        """Features C x h x w (any device, or NumPy) -> (forged mask bool h x w, score float32 h x w
+        in [0, 1]), both on the CPU. ``splits``: the channels of each fused member
+        (``FusedExtractor.member_channels``)."""
+        features = torch.as_tensor(features)
+        if features.dim() != 3:
+            raise ValueError(f"features must be C x h x w, got shape {tuple(features.shape)}")
+        features = features.detach().to(self.compute_device(features))
+        if self._split(splits):
+            parts = [self._one(part) for part in features.split(splits, dim=0)]
+            mask, score = self._fuse(parts)
+        else:
+            mask, score = self._one(features)
+        return mask.cpu(), score.cpu()
 
-    def _one(self, features: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+    def cluster_batch(
+        self, features: Tensor | np.ndarray, splits: list[int] | None = None
+    ) -> list[tuple[Tensor, Tensor]]:
+        """One (mask, score) per map of ``features`` B x C x h x w, on the CPU. HDBSCAN on the torch
+        backend batches the device work (reachability and Boruvka of all maps at once, within a
+        memory budget); the other algorithms cluster map by map."""
+        features = torch.as_tensor(features)
+        if features.dim() != 4:
+            raise ValueError(f"features must be B x C x h x w, got shape {tuple(features.shape)}")
+        if self.algorithm != "hdbscan" or self.backend != "torch" or len(features) == 0:
+            return super().cluster_batch(features, splits)
+        try:
+            from focal_pl.clustering.fast_hdbscan import hdbscan_labels_batch
+        except ImportError:  # scikit-learn moved its private tree code: cluster_labels warns, map by map
+            return super().cluster_batch(features, splits)
+        features = pool_to_grid(features.detach().to(self.compute_device(features)), self.grid)
+        h, w = features.shape[-2:]
+        members = features.split(splits, dim=1) if self._split(splits) else [features]
+        per_member = []
+        for member in members:
+            rows = unit_rows(member)
+            size = resolve_min_cluster_size(self.min_cluster_size, h * w)
+            labels = hdbscan_labels_batch(rows, size, self.min_samples, self.allow_single_cluster, mst=self.mst)
+            per_member.append([self._label(r, lab, h, w) for r, lab in zip(rows, labels)])
+        out = []
+        for parts in zip(*per_member):
+            mask, score = self._fuse(list(parts)) if len(parts) > 1 else parts[0]
+            out.append((mask.cpu(), score.cpu()))
+        return out
+
+    def _split(self, splits: list[int] | None) -> bool:
+        return self.fusion != "features" and bool(splits) and len(splits) > 1
+
+    def _fuse(self, parts: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        masks = torch.stack([m for m, _ in parts])
+        mask = masks.any(0) if self.fusion == "union" else masks.all(0)
+        return mask, torch.stack([s for _, s in parts]).mean(0)
+
+    def _one(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """One map C x h x w on the compute device -> (mask, score) on that device."""
         features = pool_to_grid(features, self.grid)
         h, w = features.shape[-2:]
-        rows = feature_rows(features)
+        rows = unit_rows(features)
         labels = cluster_labels(
             rows, self.algorithm, self.min_cluster_size, self.min_samples,
-            self.allow_single_cluster, self.seed, self.backend, self.device,
+            self.allow_single_cluster, self.seed, self.backend, rows.device, self.mst,
         )
+        return self._label(rows, labels, h, w)
+
+    def _label(self, rows: Tensor, labels: np.ndarray, h: int, w: int) -> tuple[Tensor, Tensor]:
         forged, center = forged_from_labels(rows, labels, self.noise)
         score = pristine_distance_score(rows, center)
-        return (
-            torch.from_numpy(forged.reshape(h, w)),
-            torch.from_numpy(score.reshape(h, w).astype(np.float32)),
-        )
+        return forged.view(h, w), score.view(h, w).float()
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def pool_to_grid(features: Tensor | np.ndarray, grid: int | None) -> Tensor | np.ndarray:
-    """Average-pool a C x h x w map so that its longer side is at most ``grid`` (aspect kept)."""
+    """Average-pool a (B x) C x h x w map so that its longer side is at most ``grid`` (aspect kept),
+    on the features' device."""
     h, w = features.shape[-2:]
     if grid is None or max(h, w) <= grid:
         return features
-    if isinstance(features, np.ndarray):
-        features = torch.from_numpy(features)
+    features = torch.as_tensor(features)
     scale = grid / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.adaptive_avg_pool2d(features.detach().float()[None], size)[0]
+    batched = features.detach().float()
+    pooled = F.adaptive_avg_pool2d(batched if batched.dim() == 4 else batched[None], size)
+    return pooled if batched.dim() == 4 else pooled[0]
 
 
 def cluster_mask(
