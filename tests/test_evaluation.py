@@ -276,3 +276,17 @@ def test_validation_test_and_predict_give_the_same_masks(checkpoint, tmp_path):
             assert np.array_equal(a, b), (fusion, row["name"])
         mean_f1 = np.mean([float(r["f1"]) for r in test_rows.values()])
         assert validated.trainer.callback_metrics["val/f1"].item() == pytest.approx(mean_f1, abs=1e-6)
+
+
+def test_image_accuracy_needs_a_threshold_for_the_heterogeneity_score(tmp_path):
+    from focal_pl.evaluation.report import write_report
+
+    rows = [dict(set="s", degradation="none", name=str(i), truth=True, authentic=i % 2 == 0, f1=0.5,
+                 f1_forged=0.4, f1_permuted=0.6, iou=0.3, pixel_auc=0.7, image_score=0.1 * i,
+                 forged_share=0.1 * (i % 2)) for i in range(6)]
+    assert math.isnan(aggregate(rows, None)[0]["image_acc"])  # no threshold: no accuracy, only the AUC
+    assert aggregate(rows, None)[0]["image_auc"] == pytest.approx(roc_auc_score([i % 2 == 1 for i in range(6)],
+                                                                                [0.1 * i for i in range(6)]))
+    assert aggregate(rows, 0.25)[0]["image_acc"] == pytest.approx(4 / 6)
+    write_report(tmp_path, rows, {"resolution": "image", "image_score": "heterogeneity", "image_threshold": None})
+    assert "no accuracy without testing.image_threshold" in (tmp_path / "results.md").read_text()

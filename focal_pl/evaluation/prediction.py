@@ -45,7 +45,7 @@ class PredictionWriter(Callback):
     Args:
         output_dir: where to write (default: the run folder; ``focal-pl predict`` with a checkpoint
             makes one beside the trained run, ``<run>/predict_K``).
-        image_score: heterogeneity or forged_share.
+        image_score: the score each image is ranked by: forged_share (default) or heterogeneity.
         mask_resize: nearest or bilinear.
         host_threads: threads that finish images on the host while the device works on the next
             batch (0: finish each batch in the loop).
@@ -54,7 +54,7 @@ class PredictionWriter(Callback):
     def __init__(
         self,
         output_dir: str | None = None,
-        image_score: ImageScore = "heterogeneity",
+        image_score: ImageScore = "forged_share",
         mask_resize: Resize = "nearest",
         host_threads: int = 2,
     ) -> None:
@@ -157,14 +157,14 @@ class PredictionWriter(Callback):
             writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        (self.folder / "index.html").write_text(render_html(rows))
+        (self.folder / "index.html").write_text(render_html(rows, self.image_score))
         (self.folder / "scores.json").write_text(json.dumps(rows, indent=1, default=lambda v: None))
         rate = len(rows) / max(self.seconds, 1e-9)
         print(f"\nPredictions for {len(rows)} images in {self.seconds:.1f} s ({rate:.2f} images/s): "
               f"{self.folder / 'index.html'}")
 
 
-def render_html(rows: list[dict[str, Any]]) -> str:
+def render_html(rows: list[dict[str, Any]], score_name: str = "forged_share") -> str:
     """One page, no scripts, no network: every image's overlay, mask and scores (and metrics)."""
     def number(value: Any) -> str:
         return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
@@ -191,5 +191,5 @@ def render_html(rows: list[dict[str, Any]]) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>focal-pl predictions</title>"
             f"<style>{style}</style></head><body><h1>focal-pl predictions ({len(rows)} images)</h1>"
             f"<p>Left: the image with the predicted forged region in red; right: the mask. "
-            f"Sorted by image-level score (heterogeneity of the features), highest first.</p>"
+            f"Sorted by image-level score ({html.escape(score_name)}), highest first.</p>"
             f"<ul>{legend}</ul><main>{''.join(cards)}</main></body></html>")

@@ -39,11 +39,11 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def aggregate(rows: list[dict[str, Any]], image_threshold: float = 0.0) -> list[dict[str, Any]]:
+def aggregate(rows: list[dict[str, Any]], image_threshold: float | None = 0.0) -> list[dict[str, Any]]:
     """One row per (set, degradation): pixel metrics are means over forged images; the image-level
     AUC and accuracy come from one score (accuracy: forged when the score exceeds
-    ``image_threshold``); they and the false-alarm figures need authentic images, and are NaN
-    (``NO_AUTHENTIC`` in the tables) for a set without any."""
+    ``image_threshold``; None: no accuracy); they and the false-alarm figures need authentic
+    images, and are NaN (``NO_AUTHENTIC`` in the tables) for a set without any."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["set"], row["degradation"])].append(row)
@@ -60,7 +60,7 @@ def aggregate(rows: list[dict[str, Any]], image_threshold: float = 0.0) -> list[
         entry["image_auc"] = image_auc([r["image_score"] for r in scored], labels)
         entry["image_acc"] = (float(np.mean([(r["image_score"] > image_threshold) == lab
                                              for r, lab in zip(scored, labels)]))
-                              if forged and authentic else math.nan)
+                              if forged and authentic and image_threshold is not None else math.nan)
         entry["false_alarm_rate"] = _mean([float(r["forged_share"] > 0) for r in authentic])
         entry["false_alarm_area"] = _mean([r["forged_share"] for r in authentic])
         out.append(entry)
@@ -97,7 +97,9 @@ def write_report(folder: Path, rows: list[dict[str, Any]], meta: dict[str, Any],
     lines = [f"# Evaluation: {meta.get('model', '')}", "",
              f"Scored at {where}; clustering: {meta.get('clusterer', '')}. "
              "Pixel metrics are means over forged images; image AUC and accuracy use one score "
-             f"({meta.get('image_score', '')}, forged above {meta.get('image_threshold', 0.0):g}).", "",
+             f"({meta.get('image_score', '')}, " + (f"forged above {meta['image_threshold']:g}"
+                                                   if meta.get("image_threshold") is not None
+                                                   else "no accuracy without testing.image_threshold") + ").", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_fmt(entry, c) for c in COLUMNS) + " |" for entry in table]
     lines += ["", "Columns:"] + [f"- `{k}`: {v}" for k, v in LEGEND.items()]
