@@ -50,8 +50,8 @@ class TrainingBudget(Callback):
         per_step = self.images_per_step(trainer)
         if self.images is not None:
             self.steps = math.ceil(self.images / per_step)
-            trainer.fit_loop.max_steps = self.steps
-            trainer.fit_loop.max_epochs = -1 if trainer.max_epochs is None else trainer.max_epochs
+            trainer.fit_loop.epoch_loop.max_steps = self.steps  # what trainer.max_steps reads
+            trainer.fit_loop.max_epochs = -1  # the budget, not an epoch count, ends the run
         if self.validate_every is not None:
             self.validation_steps = max(1, math.ceil(self.validate_every / per_step))
             trainer.val_check_interval = self.validation_steps

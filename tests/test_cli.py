@@ -125,14 +125,17 @@ def test_the_budget_in_images_becomes_steps_for_the_batch_and_devices(tmp_path):
             batch_size = 4
 
         class fit_loop:
-            max_steps, max_epochs = -1, None
+            max_epochs = None
+
+            class epoch_loop:
+                max_steps = -1
 
     trainer = Trainer()
     TrainingBudget(images=760000, validate_every=10000).setup(trainer, None, "fit")
-    assert trainer.fit_loop.max_steps == 190000 and trainer.val_check_interval == 2500
+    assert trainer.fit_loop.epoch_loop.max_steps == 190000 and trainer.val_check_interval == 2500
     trainer.world_size, trainer.datamodule.batch_size = 4, 1  # the paper's 4 GPUs x 1 image
     TrainingBudget(images=760000, validate_every=10000).setup(trainer, None, "fit")
-    assert trainer.fit_loop.max_steps == 190000 and trainer.val_check_interval == 2500
+    assert trainer.fit_loop.epoch_loop.max_steps == 190000 and trainer.val_check_interval == 2500
     with pytest.raises(ValueError, match="budget.images must be a positive"):
         TrainingBudget(images=0)
 
@@ -337,3 +340,14 @@ def test_a_log_file_gets_a_line_every_few_steps_not_a_redrawn_bar(tmp_path):
     assert [line.split()[1] for line in steps] == ["2/6", "4/6", "6/6"]
     assert "\r" not in out.stdout + out.stderr and "Tip:" not in out.stdout + out.stderr
     assert "LeafSpec" not in out.stderr
+
+
+def test_the_budget_sets_the_run_length_through_lightning(tmp_path):
+    """The demo's budget in images, for real: 64 images at batch 4 are 16 steps, validated every
+    32 images (8 steps); the trainer's own max_steps is left unset."""
+    cli = run("fit", "--trainer.max_steps", "-1", "--trainer.val_check_interval", "null",
+              "--budget.images", "64", "--budget.validate_every", "32", "--trainer.num_sanity_val_steps", "0",
+              root=tmp_path)
+    assert cli.trainer.max_steps == 16 and cli.trainer.global_step == 16
+    record = json.loads((Path(cli.trainer.log_dir) / "metrics.json").read_text())
+    assert [e["step"] for e in record["history"]] == [8, 16]

@@ -242,3 +242,32 @@ train:
     assert len(dataset) == 60
     names = {Path(dataset[i]["name"]).parent.name for i in range(len(dataset))}
     assert names == {"Tp", "abc"}
+
+
+def test_folder_pairs_take_the_sets_root_and_want_masks(tmp_path):
+    root = tmp_path / "mine"
+    save(root / "images" / "a.jpg", photo(), quality=95)
+    save(root / "images" / "b.png", photo(seed=1))
+    save(root / "masks" / "a_mask.png", box_mask())
+    from_root = FolderPairs(str(root), include_authentic=True)
+    assert from_root.images == root / "images" and from_root.masks == root / "masks"
+    assert check(from_root, 2) == 1  # the mask is a mask, not an authentic image
+    inside = tmp_path / "inside"  # masks/ kept inside the images folder, named explicitly
+    save(inside / "x.png", photo())
+    save(inside / "masks" / "x.png", box_mask())
+    assert check(FolderPairs(str(inside), masks=str(inside / "masks"), include_authentic=True), 1) == 1
+    save(tmp_path / "bare" / "images" / "c.png", photo())
+    with pytest.raises(FileNotFoundError, match="no masks folder .* images/ and masks/"):
+        len(FolderPairs(str(tmp_path / "bare"), include_authentic=True))
+
+
+def test_coverage_counts_items_with_resized_masks_as_forged(tmp_path, capsys):
+    from focal_pl.cli.data import check as check_sources
+
+    root = tmp_path / "COVERAGE"
+    for n in (1, 2, 3):
+        save(root / "image" / f"{n}t.tif", photo(seed=n))
+        save(root / "image" / f"{n}.tif", photo(seed=10 + n))
+        save(root / "mask" / f"{n}forged.tif", box_mask() if n == 1 else np.kron(box_mask(), np.ones((2, 2), np.uint8)))
+    report = check_sources([Coverage(str(root), include_authentic=True)])["sources"][0]
+    assert (report["items"], report["forged"], report["authentic"], len(report["notes"])) == (6, 3, 3, 2)

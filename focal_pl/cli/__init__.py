@@ -28,7 +28,7 @@ Experiments:
   ablate FILE                run an ablation set (configs/ablation/*.yaml) and tabulate it
 
 Other commands:
-  data check SOURCE [ROOT]   decode every item of a data set and list its problems
+  data check SOURCE [ROOT]   decode every item of a data set (or verify a shard folder) and list its problems
   data shard SOURCE [ROOT] --out DIR   convert data sets to streaming shards (resumable)
   configs    list the shipped configs and sweeps, with what each is for
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(catalogue())
         return 0
     if argv[0] == "data":
-        from focal_pl.data.commands import main as data_main
+        from focal_pl.cli.data import main as data_main
 
         return data_main(argv[1:])
     if argv[0] in ("sweep", "ablate"):

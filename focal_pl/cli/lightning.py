@@ -148,8 +148,8 @@ def build_cli_class():
             if command is None:
                 return
             config = self.config[command]
-            # a step count given to the trainer wins over the budget in images (a quick try)
-            if config.trainer.get("max_steps") not in (None, -1):
+            # a step or epoch count given to the trainer wins over the budget in images (a quick try)
+            if config.trainer.get("max_steps") not in (None, -1) or config.trainer.get("max_epochs") is not None:
                 config.budget.images = None
             if config.trainer.get("val_check_interval") is not None:
                 config.budget.validate_every = None

@@ -16,7 +16,9 @@ from focal_pl.data.degradations import Degradation, robustness_grid
 from focal_pl.data.sampling import ResumableDataLoader, ResumableSampler, decode_index
 from focal_pl.data.items import collate, prepare_item, problem, skipped_item
 from focal_pl.data.shards import StreamItem, StreamingShards
+from focal_pl.data.overlap import find_overlaps
 from focal_pl.data.sources import ForgerySource
+from focal_pl.data.splits import hold_out
 from focal_pl.data.transforms import Augmentations
 
 log = logging.getLogger(__name__)
@@ -122,8 +124,8 @@ class ForgeryDataModule(L.LightningDataModule):
 
     Args:
         train, val, test, predict: sources of each split (any ``ForgerySource``); ``train`` may
-            also be ``StreamingShards``: shard folders streamed with weights (litdata), with equal
-            batch counts on every DDP rank and mid-epoch resumption from a checkpoint.
+            also be ``StreamingShards``: shard folders mixed by an exact weighted schedule, with
+            equal batch counts on every DDP rank and mid-epoch resumption from a checkpoint.
         image_size: side every image is resized to (aspect squashed; the paper: 1024).
         batch_size: training batch size per device.
         eval_batch_size: batch size of the other splits (default: ``batch_size``).
@@ -134,6 +136,10 @@ class ForgeryDataModule(L.LightningDataModule):
             test source is evaluated under each (one test loader per source and degradation).
         robustness: the whole robustness grid (JPEG 100-50, resize 1.0-0.5, blur, noise, the
             social-network chain) instead of ``test_degradations``.
+        val_split: hold this many distinct items of the training sources out as the validation
+            split (the official code validates on 1000 training-mix images), instead of ``val``;
+            model selection then never sees a test set. Seeded, so every rank and every resumed run
+            holds out the same items.
     """
 
     def __init__(
@@ -150,6 +156,7 @@ class ForgeryDataModule(L.LightningDataModule):
         pin_memory: bool = True,
         test_degradations: list[str] | None = None,
         robustness: bool = False,
+        val_split: int | None = None,
     ) -> None:
         super().__init__()
         self.stream = train if isinstance(train, StreamingShards) else None
@@ -165,6 +172,27 @@ class ForgeryDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         specs = robustness_grid() if robustness else (test_degradations or ["none"])
         self.degradations = [Degradation.parse(spec) for spec in specs]
+        self.val_split = val_split
+        if val_split is not None:
+            if self.sources["val"]:
+                raise ValueError("data.val_split holds validation items out of data.train; set it or "
+                                 "data.val, not both")
+            if self.stream is None:
+                self.sources["train"], self.sources["val"] = hold_out(self.sources["train"], val_split)
+            else:  # held out of every epoch of the shard stream, validated through random access
+                self.sources["val"] = self.stream.hold_out(val_split)
+
+    def setup(self, stage: str) -> None:
+        """Before testing: warn, naming the files, when a test set shares images with the training or
+        validation data (by path or by content)."""
+        if stage == "test" and self.sources["test"]:
+            others = {k: self.sources[k] for k in ("train", "val") if self.sources[k]}
+            overlaps = find_overlaps(self.sources["test"], others)
+            for test_file, other, how in overlaps[:20]:
+                log.warning("test image %s is also in the training data: %s (%s)", test_file, other, how)
+            if overlaps:
+                log.warning("%d test image(s) overlap the training or validation data; their scores are "
+                            "not test scores%s", len(overlaps), " (first 20 listed)" if len(overlaps) > 20 else "")
 
     @property
     def test_sets(self) -> list[tuple[str, str]]:
@@ -196,14 +224,12 @@ class ForgeryDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if self.stream is not None:
-            from litdata import StreamingDataLoader
-
-            dataset = self.stream.dataset(StreamItem(self.image_size, self.augmentations))
-            return StreamingDataLoader(
-                dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                collate_fn=collate, drop_last=True,
-                pin_memory=self.pin_memory and torch.cuda.is_available(),
+        if self.stream is not None:  # exact weighted schedule, this rank's part, resumable mid-epoch
+            trainer = getattr(self, "trainer", None)
+            replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+            return self.stream.loader(
+                StreamItem(self.image_size, self.augmentations), self.batch_size, self.num_workers, rank=rank,
+                replicas=replicas, pin_memory=self.pin_memory and torch.cuda.is_available(),
             )
         dataset = self.dataset("train")
         trainer = getattr(self, "trainer", None)

@@ -172,8 +172,9 @@ class FolderPairs(FileSource):
     Images without a mask are authentic (kept with ``include_authentic``).
 
     Args:
-        images: folder of images (searched recursively).
-        masks: folder of masks; None = ``<images>/../masks``.
+        images: the set's root holding ``images/`` and ``masks/``, or the folder of images itself
+            (searched recursively).
+        masks: folder of masks; None = ``masks/`` beside the images.
         mask_suffix: the exact suffix masks add to the image stem; None tries the usual ones.
         inverted: masks are black = forged.
     """
@@ -185,7 +186,10 @@ class FolderPairs(FileSource):
         inverted: bool = False, repeat: int = 1, include_authentic: bool = False,
     ) -> None:
         super().__init__(repeat, include_authentic)
-        self.images = _root(images, "images folder")
+        folder = _root(images, "images folder")
+        if masks is None and (folder / "images").is_dir():  # the set's root, as in the README's layout
+            folder = folder / "images"
+        self.images = folder
         self.masks = _root(masks, "masks folder") if masks else self.images.parent / "masks"
         self.mask_suffix = mask_suffix
         self.rule = INVERTED if inverted else THRESHOLD
@@ -194,10 +198,17 @@ class FolderPairs(FileSource):
         return f"images in {self.images}, masks in {self.masks}"
 
     def scan(self) -> list[Entry]:
-        masks = _index_by_stem(find_images(self.masks)) if self.masks.is_dir() else {}
+        if not self.masks.is_dir():
+            raise FileNotFoundError(
+                f"{self.name}: no masks folder {self.masks}; expected a root holding images/ and masks/ "
+                f"(or give masks=...); for images without masks use ImageFolder"
+            )
+        masks = _index_by_stem(find_images(self.masks))
         suffixes = (self.mask_suffix,) if self.mask_suffix is not None else ("", *MASK_SUFFIXES)
         entries = []
         for image in find_images(self.images):
+            if self.masks in image.parents:  # masks/ inside the images folder
+                continue
             mask = next((masks[image.stem + s] for s in suffixes if image.stem + s in masks), None)
             entries.append(Entry(image, mask, self.rule))
         return entries
