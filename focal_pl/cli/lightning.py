@@ -57,7 +57,8 @@ def quiet() -> None:
     for pattern in (r".*isinstance\(treespec, LeafSpec\)", r".*overridden `transfer_batch_to_device`",
                     r".*does not have many workers", r".*The 'anonymous' setting has no effect",
                     r".*`ArgumentParser\.add_instantiator` was deprecated", r".*`instantiate_classes` was deprecated",
-                    r".*skip_none parameter was deprecated", r".*Checkpoint directory .* exists and is not empty"):
+                    r".*skip_none parameter was deprecated", r".*Checkpoint directory .* exists and is not empty",
+                    r"`max_epochs` was not set"):  # the budget in images sets the run's length at fit start
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                  "lightning.fabric.utilities.seed"):
