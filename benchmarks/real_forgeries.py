@@ -48,6 +48,7 @@ from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
 from focal_pl.metrics import image_auc
 from focal_pl.runs import machine, machine_line
+from loss_learning import d4  # the same batch augmentation as the loss benchmark (benchmarks/ is on the path)
 
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -150,15 +151,6 @@ def synthetic_batches(data: dict, batch: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------- training
-
-
-def d4(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator):
-    """One random flip / rotation of the dihedral group for the whole batch (masks follow)."""
-    k = int(torch.randint(0, 4, (1,), generator=generator))
-    images, masks = torch.rot90(images, k, (2, 3)), torch.rot90(masks, k, (2, 3))
-    if torch.rand(1, generator=generator) < 0.5:
-        images, masks = images.flip(3), masks.flip(3)
-    return images, masks
 
 
 def build_model(method: str, seed: int, args: dict):

@@ -20,6 +20,7 @@ from focal_pl.clustering.algorithms import (
 )
 from focal_pl.clustering.labelling import NOISE_RULES, NoiseRule, forged_from_labels, pristine_distance_score
 from focal_pl.clustering.masker import Masker
+from focal_pl.masks import resize_mask  # noqa: F401 - re-exported: clustering's masks to the image size
 
 
 def unit_rows(features: Tensor | np.ndarray) -> Tensor:
@@ -232,16 +233,3 @@ def cluster_mask(
         algorithm, min_cluster_size, min_samples, noise, allow_single_cluster, seed, grid
     )(features)
 
-
-def resize_mask(
-    mask: Tensor, size: tuple[int, int], mode: Literal["nearest", "bilinear"] = "nearest"
-) -> Tensor:
-    """A bool mask h x w to ``size``: nearest, or bilinear then > 0.5 (the official code's way)."""
-    if tuple(mask.shape[-2:]) == tuple(size):
-        return mask.bool()
-    m = mask.float()[None, None]
-    if mode == "nearest":
-        return F.interpolate(m, size=size, mode="nearest")[0, 0].bool()
-    if mode == "bilinear":
-        return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0] > 0.5
-    raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")

@@ -7,10 +7,10 @@ thousand test images against a large training folder reads little of it.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 
+from focal_pl.data.shards import sha256_file
 from focal_pl.data.sources import FileSource, ForgerySource
 
 
@@ -22,14 +22,6 @@ def _files(source: ForgerySource) -> list[Path]:
     entries = inner.entries
     indices = getattr(source, "indices", range(len(entries)))
     return [entries[i % len(entries)].image for i in indices]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_overlaps(test: list[ForgerySource], others: dict[str, list[ForgerySource]]) -> list[tuple[str, str, str]]:
@@ -53,8 +45,8 @@ def find_overlaps(test: list[ForgerySource], others: dict[str, list[ForgerySourc
                 hashes = defaultdict(list)
                 for group in by_size.values():
                     for test_path in group:
-                        hashes[_sha256(test_path)].append(test_path)
-            for twin in hashes.get(_sha256(path), []):
+                        hashes[sha256_file(test_path)].append(test_path)
+            for twin in hashes.get(sha256_file(path), []):
                 if twin != path:
                     found.append((str(twin), str(path), f"same content ({split})"))
     return sorted(set(found))

@@ -125,7 +125,8 @@ def _chunk_structure(path: Path, items: int | None, size: int | None) -> str | N
     return None
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -658,7 +659,7 @@ class ShardFolder:
         info = self.chunks[chunk]
         reason = _chunk_structure(self.chunk_path(chunk), info.items, info.bytes)
         if reason is None and info.sha256 and (self.verify if verify is None else verify):
-            if _sha256_file(self.chunk_path(chunk)) != info.sha256:
+            if sha256_file(self.chunk_path(chunk)) != info.sha256:
                 reason = "its sha256 differs from manifest.json: the chunk was damaged after it was written"
         if reason is not None:
             reason = f"{reason}; its {info.items} item(s) cannot be read"
