@@ -26,7 +26,10 @@ def fit(root: Path, *extra: str) -> subprocess.CompletedProcess:
                                                    "init_args": {"every_n_train_steps": 2, "save_last": True,
                                                                  "filename": "every-{step}"}}),
                "--trainer.logger.init_args.save_dir", str(root), *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    # Ctrl-C as a terminal sends it: a shell's background job (make test &) starts with SIGINT
+    # ignored, which Python and its children would inherit; the run under test must receive it
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def final(root: Path) -> dict:
