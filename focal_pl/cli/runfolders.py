@@ -82,7 +82,7 @@ def run_slug(argv: list[str], limit: int = 80) -> str:
     """What differs from the first config: laid-over configs and overrides, as a folder-safe text."""
     parts = [Path(f).stem for f in config_files(argv)[1:] if "logger" not in Path(f).parts]
     for key, value in overrides(argv):
-        if key.startswith(UNNAMED) or any(key == u for u in UNNAMED):
+        if key.startswith(UNNAMED):
             continue
         leaf = key.lstrip("-").replace(".init_args", "").split(".")[-1]
         parts.append(f"{leaf}={_value(value)}")

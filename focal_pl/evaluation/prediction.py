@@ -98,14 +98,14 @@ class PredictionWriter(Callback):
         if not all(Path(str(n)).is_file() for n in batch["name"]):
             host_batch["image"] = batch["image"].detach().float().cpu()
         if self._pool is None:
-            self._finish(features, pl_module, host_batch, maps, host_features)
+            self._finish(pl_module, host_batch, maps, host_features)
         else:
-            self._pending.append(self._pool.submit(self._finish, features, pl_module, host_batch, maps,
-                                                   host_features))
+            self._pending.append(self._pool.submit(self._finish, pl_module, host_batch, maps, host_features))
 
-    def _finish(self, features: torch.Tensor, pl_module: L.LightningModule, batch: dict[str, Any],
-                maps: list, host_features: torch.Tensor | None) -> None:
-        scored = score_batch(features, pl_module.clusterer, batch, mask_resize=self.mask_resize,
+    def _finish(self, pl_module: L.LightningModule, batch: dict[str, Any], maps: list,
+                host_features: torch.Tensor | None) -> None:
+        """The host part of a batch (only host tensors: a queued batch holds no device memory)."""
+        scored = score_batch(None, pl_module.clusterer, batch, mask_resize=self.mask_resize,
                              image_method=self.image_score, maps=maps, host_features=host_features)
         for i, item in enumerate(scored):
             name = str(batch["name"][i])

@@ -95,7 +95,7 @@ def cluster_maps(
 
 
 def score_batch(
-    features: Tensor,
+    features: Tensor | None,
     masker: Masker,
     batch: dict[str, Any],
     *,
@@ -116,7 +116,8 @@ def score_batch(
     authentic or forged by its full-size truth either way. ``metrics`` (validation) is updated with
     each image's mask and truth; without it the per-image numbers are computed into the results
     (test, predict). ``image_method`` adds the image-level score. ``maps`` / ``host_features`` pass
-    what ``cluster_maps`` already computed (predict finishes a batch on the host in the background).
+    what ``cluster_maps`` already computed (predict finishes a batch on the host in the background);
+    ``features`` may then be None.
     """
     if maps is None:
         maps, host_features = cluster_maps(features, masker, splits, image_method)
