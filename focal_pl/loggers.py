@@ -4,16 +4,20 @@ sync``), online only when asked and logged in, never a crash for want of a login
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
+
+from focal_pl.atomic import naming
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +32,95 @@ def wandb_logged_in() -> bool:
         return False
 
 
-class _ContinuingWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that an existing metrics.csv is continued, not deleted."""
+class RunMetricsWriter:
+    """``metrics.csv`` and ``hparams.yaml`` of a run folder, laid out as Lightning's CSV writer does
+    (one row per logging call, a ``step`` column, sorted columns), except that every row reaches the
+    file when it is logged (a killed run loses none), an existing ``metrics.csv`` is continued
+    instead of deleted, and it can be rewound to a step (a resumed run drops the rows logged at or
+    after the step of its checkpoint, which it logs again)."""
 
-    def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            import csv
+    NAME_METRICS_FILE = "metrics.csv"
 
-            with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+    def __init__(self, log_dir: str) -> None:
+        self.log_dir = log_dir
+        self.metrics: list[dict[str, Any]] = []  # never more than the row being written
+        self.metrics_file_path = os.path.join(log_dir, self.NAME_METRICS_FILE)
+        self.metrics_keys: list[str] = []
+        os.makedirs(log_dir, exist_ok=True)
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as handle:
                 self.metrics_keys = list(csv.DictReader(handle).fieldnames or [])
+
+    def log_metrics(self, metrics_dict: dict[str, Any], step: int | None = None) -> None:
+        row = {k: (v.item() if hasattr(v, "item") else v) for k, v in metrics_dict.items()}
+        row["step"] = len(self._read()) if step is None else step
+        self.metrics.append(row)
+        self.save()
+
+    def log_hparams(self, params: dict[str, Any]) -> None:
+        path = os.path.join(self.log_dir, "hparams.yaml")
+        with naming(path):
+            save_hparams_to_yaml(path, params)
+
+    def _read(self) -> list[dict[str, str]]:
+        if not os.path.isfile(self.metrics_file_path):
+            return []
+        with open(self.metrics_file_path, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def _write(self, rows: list[dict[str, Any]], mode: str) -> None:
+        with naming(self.metrics_file_path), open(self.metrics_file_path, mode, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.metrics_keys)
+            if mode == "w":
+                writer.writeheader()
+            writer.writerows(rows)
+
+    def save(self) -> None:
+        """Write the rows not written yet (the whole file again when a column is new)."""
+        if not self.metrics:
+            return
+        new = set().union(*self.metrics) - set(self.metrics_keys)
+        self.metrics_keys = sorted(set(self.metrics_keys) | new)
+        rows, self.metrics = self.metrics, []  # a failed write is not tried again by every later call
+        if new or not os.path.isfile(self.metrics_file_path):
+            self._write(self._read() + rows, "w")
+        else:
+            self._write(rows, "a")
+
+    def rewind(self, step: int) -> None:
+        """Drop the rows logged at ``step`` or later (and a row cut short by a full disk or a kill)."""
+        self.metrics = []
+        if os.path.isfile(self.metrics_file_path):
+            self._write([r for r in self._read() if _step(r) is not None and _step(r) < step], "w")
+
+
+def _step(row: dict[str, str | None]) -> float | None:
+    """A metrics row's step, None when the row is damaged."""
+    try:
+        return float(row.get("step") or "nan") if None not in row.values() else None
+    except ValueError:
+        return None
 
 
 class CSVLogger(LightningCSVLogger):
     """Lightning's ``CSVLogger`` for focal-pl's run folders: a run resumed with ``--ckpt_path``
-    appends to its ``metrics.csv`` instead of starting it anew (the curves before the interruption
-    stay). Same arguments as Lightning's."""
+    continues its ``metrics.csv`` instead of starting it anew (the curves before the interruption
+    stay), and the rows logged after the checkpoint it resumes from are dropped first (``rewind``,
+    called by ``RunCheckpoint``), so that every row is in the file once; rows reach the file as they
+    are logged. Same arguments as Lightning's."""
 
     @property
     @rank_zero_experiment
-    def experiment(self) -> ExperimentWriter:
+    def experiment(self) -> RunMetricsWriter:
         if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuingWriter(log_dir=self.log_dir)
+            self._experiment = RunMetricsWriter(log_dir=self.log_dir)
         return self._experiment
+
+    @rank_zero_only
+    def rewind(self, step: int) -> None:
+        """Drop the rows logged at ``step`` or later (a run resumed from a checkpoint of that step
+        logs them again)."""
+        self.experiment.rewind(step)
 
 
 class WandbPreset(WandbLogger):

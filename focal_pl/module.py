@@ -2,7 +2,7 @@
 
 The module is a thin LightningModule over plain components (extractor, loss, masker). It also
 supplies the callbacks it cannot work without (validation by clustering, the test report, the
-prediction writer, a checkpoint on interruption) when the Trainer has none of that type, so that
+prediction writer, the run's checkpoints) when the Trainer has none of that type, so that
 ``L.Trainer().fit(FocalModule(...), datamodule)`` in a user's own script validates, schedules and
 checkpoints as the CLI does.
 """
@@ -10,6 +10,7 @@ checkpoints as the CLI does.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from focal_pl.checkpoint_io import read_checkpoint
 from focal_pl.clustering import Clusterer, Masker
 from focal_pl.extractors.base import Extractor
 from focal_pl.losses import PixelLoss, SoftContrastiveLoss
@@ -83,6 +85,7 @@ class FocalModule(L.LightningModule):
         self.channels_last = channels_last
         self.sync_batchnorm = sync_batchnorm
         self.skipped_items = 0
+        self.trained_steps: int | None = None  # the global step of the checkpoint loaded, if any
         self._reported: set[str] = set()
 
     def _save_config(self) -> None:
@@ -96,6 +99,24 @@ class FocalModule(L.LightningModule):
         plain = (str, int, float, bool, type(None), dict, list, tuple)
         for key in [k for k, v in self.hparams.items() if not isinstance(v, plain)]:
             del self.hparams[key]
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> FocalModule:
+        """Lightning's ``load_from_checkpoint``, after checking the file: a damaged, truncated or
+        foreign file raises ``CheckpointError`` naming it instead of loading wrong weights."""
+        if isinstance(checkpoint_path, (str, os.PathLike)):
+            read_checkpoint(checkpoint_path, mmap=True)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Remember how long the loaded model was trained (validate / test report it)."""
+        self.trained_steps = int(checkpoint.get("global_step", 0))
+
+    def model_step(self) -> int:
+        """The training step the model is at: the trainer's while fitting, else the checkpoint's."""
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            return self.trainer.global_step
+        return self.trained_steps if self.trained_steps is not None else self.global_step
 
     @property
     def trainable(self) -> bool:
@@ -138,12 +159,17 @@ class FocalModule(L.LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         """The callbacks this module needs, for each kind the Trainer does not have already."""
+        from focal_pl.checkpoints import RunCheckpoint, is_lightning_default
+        from focal_pl.distributed import PeerWatch
         from focal_pl.evaluation import ClusterEvaluator, PredictionWriter, TestReport
-        from focal_pl.runs import InterruptCheckpoint
 
         present = {type(c) for c in self.trainer.callbacks}
-        needed = (ClusterEvaluator, TestReport, PredictionWriter, InterruptCheckpoint)
-        return [kind() for kind in needed if not any(issubclass(p, kind) for p in present)]
+        needed = (ClusterEvaluator, TestReport, PredictionWriter, RunCheckpoint,
+                  *((PeerWatch,) if self.trainer.world_size > 1 else ()))
+        added = [kind() for kind in needed if not any(issubclass(p, kind) for p in present)]
+        if any(isinstance(c, RunCheckpoint) for c in added):  # the run's checkpoints, not Lightning's default
+            self.trainer.callbacks[:] = [c for c in self.trainer.callbacks if not is_lightning_default(c)]
+        return added
 
     # ---------------------------------------------------------------- training
 

@@ -55,30 +55,6 @@ def machine_line(info: dict[str, Any] | None = None) -> str:
     return f"Machine: {where}, {info['platform']}, torch {info['torch']}, {info['date']}."
 
 
-class InterruptCheckpoint(Callback):
-    """Saves ``last.ckpt`` in the run's ``checkpoints/`` when a fit stops on an exception: Ctrl-C,
-    SIGTERM (a scheduler's time limit), a non-finite loss. ``fit --ckpt_path last`` resumes from it.
-    Unlike Lightning's ``OnExceptionCheckpoint`` it keeps the file after a normal end (where
-    ``ModelCheckpoint(save_last=True)`` writes the same name) and says what it did."""
-
-    def __init__(self, filename: str = "last") -> None:
-        self.filename = filename
-        self._folder: Path | None = None
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._folder = run_dir(trainer) / "checkpoints"  # collective under DDP
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn != "fit" or self._folder is None or trainer.sanity_checking:
-            return
-        path = self._folder / f"{self.filename}.ckpt"
-        trainer.save_checkpoint(path, weights_only=False)  # the whole state, to resume from
-        if trainer.is_global_zero:
-            reason = type(exception).__name__
-            print(f"\nfocal-pl: fit stopped at step {trainer.global_step} ({reason}); saved {path}. "
-                  "Resume with the same command and --ckpt_path last", flush=True)
-
-
 class LogProgress(Callback):
     """Progress for log files: one line every ``every`` training steps (step, loss, speed) instead
     of a progress bar redrawn at every step (a line per step once stdout is not a terminal)."""
@@ -110,6 +86,6 @@ class LogProgress(Callback):
             return
         score = trainer.callback_metrics.get("val/score")
         f1 = trainer.callback_metrics.get("val/f1")
+        step = pl_module.model_step() if hasattr(pl_module, "model_step") else trainer.global_step
         if score is not None and f1 is not None:
-            print(f"validation at step {trainer.global_step}: score {float(score):.4f} (macro F1 {float(f1):.4f})",
-                  flush=True)
+            print(f"validation at step {step}: score {float(score):.4f} (macro F1 {float(f1):.4f})", flush=True)

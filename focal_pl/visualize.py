@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 from torch import Tensor
+
+from focal_pl.atomic import naming
 
 
 def to_uint8_image(image: Tensor | np.ndarray) -> np.ndarray:
@@ -60,9 +64,12 @@ def side_by_side(
 
 
 def save_rgb(path, image: np.ndarray) -> None:
-    """Write an RGB uint8 array as PNG (cv2 wants BGR)."""
-    if not cv2.imwrite(str(path), image[..., ::-1]):
-        raise OSError(f"could not write {path}")
+    """Write an RGB uint8 array as PNG (cv2 wants BGR); a failed write names the file."""
+    encoded, data = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+    if not encoded:
+        raise ValueError(f"could not encode a {image.shape} image as PNG for {path}")
+    with naming(path):
+        Path(path).write_bytes(data.tobytes())
 
 
 __all__ = ["overlay", "save_rgb", "side_by_side", "to_uint8_image"]

@@ -65,8 +65,9 @@ def test_shipped_configs_resolve_with_print_config(name, capsys, tmp_path, monke
     assert done.value.code in (0, None)
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["evaluation"]["metrics_file"] == "metrics.json"
-    checkpoint = config["trainer"]["callbacks"][0]["init_args"]
-    assert checkpoint["monitor"] == "val/score" and checkpoint["save_last"] is True
+    checkpoint = config["trainer"]["callbacks"][0]
+    assert checkpoint["class_path"] == "focal_pl.checkpoints.RunCheckpoint"
+    assert checkpoint["init_args"]["monitor"] == "val/score" and checkpoint["init_args"]["mode"] == "max"
     if name != "demo.yaml":  # the paper's setting, from the shared trainer and data sections
         assert config["trainer"]["precision"] == "bf16-mixed"
         assert config["budget"] == {"images": 760000, "validate_every": 10000}
@@ -299,7 +300,10 @@ def test_resume_takes_only_an_unambiguous_run_with_the_same_config(capsys, tmp_p
     assert Path(resumed.trainer.log_dir) == run_folder and resumed.trainer.global_step == 4
     assert f"resuming {run_folder.resolve()} from step 2" in capsys.readouterr().out
     after = (run_folder / "metrics.csv").read_text().splitlines()
-    assert len(after) > len(rows) and after[1:len(rows)] == rows[1:]  # appended, not truncated
+    # continued, not started anew: the rows of the steps before the checkpoint stay, once; the rows
+    # logged at its step (the end-of-fit count) are logged again by the resumed run
+    kept = [row for row in rows[1:] if int(row.split(",")[rows[0].split(",").index("step")]) < 2]
+    assert len(after) > len(rows) and after[1:len(kept) + 1] == kept and len(kept) >= 4
     with pytest.raises(SystemExit):
         main(["fit", "--config", "demo.yaml", "--config", TINY, "--trainer.logger.init_args.save_dir", str(tmp_path),
               "--ckpt_path", str(run_folder), "--model.init_args.loss.init_args.temperature", "0.3"])

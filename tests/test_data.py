@@ -212,7 +212,7 @@ def test_test_sets_that_overlap_training_data_are_named(tmp_path, caplog):
     assert f"{test_images / 'copied.png'} is also in the training data: {train_images / 'im2.png'} (same content" \
         in caplog.text
     assert f"{train_images / 'im0.png'} (same path (train))" in caplog.text
-    assert "5 test image(s) overlap" in caplog.text
+    assert "5 test image(s) overlap" in caplog.text  # copied.png and the 4 training images
     caplog.clear()
     with caplog.at_level("WARNING", logger="focal_pl.data.datamodule"):
         ForgeryDataModule(train=FolderPairs(str(train_images)), test=[FolderPairs(str(pairs_folder(

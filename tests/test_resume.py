@@ -1,7 +1,10 @@
-"""A run killed with SIGKILL mid-epoch resumes with --ckpt_path last to the same final metrics."""
+"""A stopped or killed fit resumed with --ckpt_path last is the unbroken run: the same losses at the
+same steps, validations at the same steps with the same scores, every metrics row once, the same
+checkpoints; and stopping exits with 130 (Ctrl-C) or 143 (SIGTERM), saying where last.ckpt is."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -10,70 +13,96 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 TESTS = Path(__file__).parent
 TINY = str(TESTS / "configs" / "tiny.yaml")
 
 
 def fit(root: Path, *extra: str) -> subprocess.CompletedProcess:
+    """12 steps of 4 images, validated every 4 steps, in a session of its own (so that a signal to
+    its process group reaches it and its loader workers only)."""
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "focal_pl", "fit", "--config", "demo.yaml", "--config", TINY,
-               "--trainer.max_steps", "8", "--trainer.val_check_interval", "8",
+               "--trainer.max_steps", "12", "--trainer.val_check_interval", "4",
                "--trainer.num_sanity_val_steps", "0", "--data.augmentations", "{p: 1.0, pad_to: 64}",
-               "--data.train.init_args.length", "40",
-               "--trainer.callbacks+", json.dumps({"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                                                   "init_args": {"every_n_train_steps": 2, "save_last": True,
-                                                                 "filename": "every-{step}"}}),
-               "--trainer.logger.init_args.save_dir", str(root), *extra]
+               "--data.train.init_args.length", "40", "--trainer.logger.init_args.save_dir", str(root), *extra]
     # Ctrl-C as a terminal sends it: a shell's background job (make test &) starts with SIGINT
     # ignored, which Python and its children would inherit; the run under test must receive it
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env,
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, start_new_session=True,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def final(root: Path) -> dict:
-    return json.loads(next(root.rglob("metrics.json")).read_text())["final"]
+def stop(**how) -> list[str]:
+    return ["--trainer.callbacks+", json.dumps({"class_path": "helpers.kill.KillAtStep", "init_args": how})]
+
+
+def rows(root: Path) -> list[dict[str, str]]:
+    with next(root.rglob("metrics.csv")).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def record(root: Path) -> dict:
+    entries = json.loads(next(root.rglob("metrics.json")).read_text())
+    drop = lambda e: {k: v for k, v in e.items() if k != "cluster_seconds"} if e else e  # noqa: E731
+    return {"history": [drop(e) for e in entries["history"]], "best": drop(entries["best"]),
+            "final": drop(entries["final"])}
+
+
+def checkpoints(root: Path) -> dict[str, int]:
+    return {p.name: torch.load(p, map_location="cpu", weights_only=True)["global_step"] for p in root.rglob("*.ckpt")}
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("unbroken")
+    done = fit(root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root
+
+
+CASES = {
+    "ctrl-c mid-epoch": (dict(step=5, signal="SIGINT"), [], 130, 6),
+    "sigterm at a validation step": (dict(step=3, signal="SIGTERM"), [], 143, 4),
+    "sigterm to the process group, loader workers included": (
+        dict(step=5, signal="SIGTERM", group=True), ["--data.num_workers", "2"], 143, 6),
+    "ctrl-c to the process group, loader workers included": (
+        dict(step=9, signal="SIGINT", group=True), ["--data.num_workers", "2"], 130, 10),
+    "sigterm during a validation": (dict(step=5, signal="SIGTERM", during="validation"), [], 143, 8),
+    "sigkill": (dict(step=6), [], -signal.SIGKILL, None),
+    "ctrl-c twice: at once, last.ckpt untouched": (dict(step=5, signal="SIGINT", times=2), [], 130, None),
+}
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_sigkill_mid_epoch_then_resume_from_last_gives_the_unbroken_result(tmp_path):
-    unbroken = fit(tmp_path / "unbroken")
-    assert unbroken.returncode == 0, unbroken.stderr[-2000:]
-    killed = fit(tmp_path / "killed", "--trainer.callbacks+",
-                 json.dumps({"class_path": "helpers.kill.KillAtStep", "init_args": {"step": 5}}))
-    assert killed.returncode == -signal.SIGKILL
-    # killed before its first validation: no score recorded yet
-    assert all(json.loads(r.read_text())["final"] is None for r in (tmp_path / "killed").rglob("metrics.json"))
-    resumed = fit(tmp_path / "killed", "--ckpt_path", "last")
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_stopped_fit_resumes_to_the_unbroken_run(case, unbroken, tmp_path):
+    how, extra, code, stopped_at = CASES[case]
+    stopped = fit(tmp_path, *extra, *stop(**how))
+    assert stopped.returncode == code, stopped.stderr[-2000:]
+    last = next(tmp_path.rglob("last.ckpt"))
+    if stopped_at is not None:  # a graceful stop: at a step boundary, saved there, said in one line
+        assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == stopped_at
+        said = [line for line in stopped.stderr.splitlines() if line.startswith("focal-pl fit: stopped")]
+        assert said == [f"focal-pl fit: stopped by {how['signal']} at step {stopped_at}; last.ckpt saved at step "
+                        f"{stopped_at}: {last.resolve()}. Resume: the same command with --ckpt_path last"]
+        assert "Traceback" not in stopped.stderr
+    else:  # killed, or stopped at once: last.ckpt is the whole state of the last validation
+        assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 4
+    resumed = fit(tmp_path, *extra, "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming" in resumed.stdout and "from step 4" in resumed.stdout and "version_0" in resumed.stdout
-    assert len(list((tmp_path / "killed").glob("demo/version_*"))) == 1  # the same run folder
-    a, b = final(tmp_path / "unbroken"), final(tmp_path / "killed")
-    assert b["step"] == a["step"] == 8
-    for key in ("f1", "f1_forged", "iou"):
-        assert b[key] == pytest.approx(a[key], abs=1e-6), key
+    assert len(list(tmp_path.glob("demo/version_*"))) == 1  # the same run folder
+    assert rows(tmp_path) == rows(unbroken)  # every loss, learning rate and score, at its step, once
+    assert record(tmp_path) == record(unbroken)  # validations at the same steps, same scores, same best
+    assert checkpoints(tmp_path) == checkpoints(unbroken) == {"best-step=8.ckpt": 8, "last.ckpt": 12}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
-def test_a_stopped_fit_leaves_a_checkpoint_to_resume_and_a_truthful_summary(name, tmp_path):
-    """Ctrl-C (SIGINT) or a scheduler's SIGTERM mid-fit: last.ckpt at the step reached, a line that
-    says so, no summary naming files that were never written; then it resumes to the end."""
-    stopped = fit(tmp_path, "--trainer.callbacks+",
-                  json.dumps({"class_path": "helpers.kill.KillAtStep", "init_args": {"step": 3, "signal": name}}))
-    assert stopped.returncode != 0  # a scheduler must not read a stopped run as finished
-    last = next(tmp_path.rglob("last.ckpt"))
-    import re
-
-    import torch
-
-    step = int(re.search(r"fit stopped at step (\d+)", stopped.stdout).group(1))
-    assert step in (3, 4)  # SIGTERM lets the batch under way finish
-    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == step
-    assert "--ckpt_path last" in stopped.stdout
-    assert "metrics:" not in stopped.stdout and "pictures:" not in stopped.stdout
-    resumed = fit(tmp_path, "--ckpt_path", "last")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"from step {step}" in resumed.stdout and final(tmp_path)["step"] == 8
+def test_ctrl_c_during_the_untrained_validation_stops_it_at_once(tmp_path):
+    stopped = fit(tmp_path, "--trainer.num_sanity_val_steps", "-1", *stop(step=0, signal="SIGINT", during="sanity"))
+    assert stopped.returncode == 130
+    assert not list(tmp_path.rglob("*.ckpt"))  # nothing trained, nothing saved
+    assert "focal-pl fit: stopped by SIGINT at step 0 (nothing to save yet)" in stopped.stderr
+    assert "Traceback" not in stopped.stderr

@@ -7,6 +7,8 @@ Subcommands live beside it: ``lightning`` (fit / validate / test / predict over 
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 
 from focal_pl import __version__
@@ -46,6 +48,9 @@ __all__ = ["configs_dir", "find_shipped", "main", "resolve_config", "resolve_con
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``focal-pl`` console script."""
+    # torch's C++ warnings come with a stack of native frames (a lost DDP peer printed 15 such
+    # lines before focal-pl's own one); errors still show. Set the variable to see them.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -70,13 +75,70 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) == 2 and argv[1] in ("-h", "--help"):
         print(command_help(argv[0]), end="")
         return 0
+    return run_command(argv)
+
+
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM)
+
+
+def one_line_with_notes(error: BaseException, text: str) -> str:
+    """An error's line with its notes (``add_note``: what last.ckpt holds) joined on."""
+    return "; ".join([text.rstrip("."), *getattr(error, "__notes__", [])])
+
+
+def disk_error(error: OSError) -> str:
+    """``could not write FILE: REASON; N MiB free on FOLDER``."""
+    from pathlib import Path
+
+    from focal_pl.checkpoint_io import CheckpointWriteError, free_space
+
+    if isinstance(error, CheckpointWriteError):
+        return error.strerror
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    if not error.filename:
+        return f"a write failed: {reason}"
+    folder = Path(str(error.filename)).parent
+    return f"could not write {error.filename}: {reason}; {free_space(folder)} on {folder}"
+
+
+def run_command(argv: list[str]) -> int:
+    """A Lightning command with its exit code: 0 done, 1 failed while running (a disk error, a lost
+    DDP peer), 2 cannot run as given (a one-line config error), 130 stopped by Ctrl-C, 143 by
+    SIGTERM (128 + the signal, as a shell reports a process the signal ended)."""
+    from focal_pl.checkpoint_io import CheckpointError
+    from focal_pl.stopping import FitStopped
+
     try:
         run_lightning(argv)
+    except FitStopped as stopped:  # at a step boundary, last.ckpt saved there
+        print(f"focal-pl {argv[0]}: {stopped}. Resume: the same command with --ckpt_path last",
+              file=sys.stderr, flush=True)
+        return stopped.exit_code
+    except CheckpointError as error:
+        print(f"focal-pl {argv[0]}: {one_line_with_notes(error, str(error))}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a full, read-only or failing disk: the file, the reason, the free space
+        if error.errno not in DISK_ERRORS:
+            raise
+        print(f"focal-pl {argv[0]}: {one_line_with_notes(error, disk_error(error))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as error:  # a collective that failed: a DDP peer was lost
+        from focal_pl.distributed import failure_reason, is_distributed_failure
+
+        if not is_distributed_failure(error):
+            raise
+        said = f"a collective between the DDP processes failed ({failure_reason(error)})"
+        print(f"focal-pl {argv[0]}: {one_line_with_notes(error, said)}", file=sys.stderr)
+        return 1
     except SystemExit as stop:
-        # Lightning ends a fit on SIGTERM by a SystemExit with no code: a scheduler must not read
-        # that as success (128 + 15, as a process killed by the signal reports)
+        # Lightning ends a command on SIGTERM by a SystemExit with no code, and on Ctrl-C by exit 1
+        # raised while handling the KeyboardInterrupt: a scheduler must not read either as success
         if type(stop).__name__ == "SIGTERMException":
             return 143
+        if isinstance(stop.__context__, KeyboardInterrupt):
+            return 130
         raise
     return 0
 

@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from typing import Any
 
 
+SECTIONS = {"ForgeryDataModule": "data"}  # classes the CLI configures as a plain section, and its key
+
+
 class ConfigError(SystemExit):
     """A config problem found before anything ran: printed as one line, exit code 2."""
 
@@ -109,10 +112,30 @@ def unknown_option_hint(text: str, known: Iterable[str]) -> str:
     wrong = wrong_option(text)
     if not wrong:
         return ""
+    known = set(known)
+    if "." in wrong:  # a dotted key: the closest whole key first (--traner.max_steps -> trainer.max_steps)
+        close = difflib.get_close_matches(wrong, known - {wrong}, n=1, cutoff=0.8)
+        if close:
+            return f"; did you mean '--{close[0]}'?"
     leaf = wrong.rsplit(".", 1)[-1]
     candidates = {k.rsplit(".", 1)[-1] for k in known} | _parameters(text)
     close = difflib.get_close_matches(leaf, candidates - {leaf}, n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _key_given_value(text: str, argv: list[str]) -> str | None:
+    """The command-line key whose value a message quotes (``Got value: kmean`` -> the option that
+    was given ``kmean``), so that a bad value nested under ``model`` is named by its own key."""
+    values = [v.strip() for v in re.findall(r"Got value: ([^\n]+)", text)]
+    for i, arg in enumerate(argv):
+        if not arg.startswith("--"):
+            continue
+        key, _, value = arg.partition("=")
+        if not value and i + 1 < len(argv):
+            value = argv[i + 1]
+        if values and value.strip() == values[-1]:
+            return key.lstrip("-")
+    return None
 
 
 def one_line(error: BaseException, config: Any = None, known: Iterable[str] = (),
@@ -126,7 +149,12 @@ def one_line(error: BaseException, config: Any = None, known: Iterable[str] = ()
     given = [a.split("=", 1)[0].lstrip("-") for a in argv if a.startswith("--")]
     typed = next((a for a in given if wrong and a.rsplit(".", 1)[-1] == wrong.rsplit(".", 1)[-1]), None)
     parser_key = re.findall(r'Parser key "([^"]+)"', text)
-    where = typed or key or (parser_key[0] if parser_key else None)
+    where = typed or key or _key_given_value(text, list(argv)) or (parser_key[0] if parser_key else None)
+    if where is None and cls in SECTIONS:  # a plain config section's class (not a class_path entry)
+        where = SECTIONS[cls]
+    named = re.match(r"([a-z_]+) (must|should)\b", reason)
+    if where in SECTIONS.values() and named:  # data: batch_size must ... -> data.batch_size: ...
+        where = f"{where}.{named.group(1)}"
     hint = unknown_option_hint(text, known)
     line = f"{where}: {reason}" if where and not reason.startswith(where) else reason
     return line + hint

@@ -44,12 +44,17 @@ def resolve_config_args(argv: list[str]) -> list[str]:
 
 
 class _DropTips(logging.Filter):
-    """Lightning's advertisement for its cloud logger, and its note on the seed (the run's
-    config.yaml records it), printed on every run."""
+    """Lightning's advertisement for its cloud logger and the lines it prints on every run that say
+    nothing about this one: the seed (config.yaml records it), which accelerators exist (the
+    trainer's own warning says when a GPU goes unused), the checkpoint it restores (focal-pl says
+    which), and that max_steps was reached (the run summary follows)."""
+
+    NOISE = ("Seed set to", "GPU available:", "TPU available:", "HPU available:", "Restoring states from the checkpoint",
+             "Loaded model weights from the checkpoint", "`Trainer.fit` stopped: `max_steps=")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return "Tip:" not in message and not message.startswith("Seed set to")
+        return "Tip:" not in message and not message.startswith(self.NOISE)
 
 
 def quiet() -> None:
@@ -136,8 +141,10 @@ def build_cli_class():
             try:
                 super().instantiate_classes()
             except ConfigError:
+                runfolders.release_unused()
                 raise
             except Exception as error:  # a constructor refused a value: name the key
+                runfolders.release_unused()
                 config = self.config.get(self.config.get("subcommand") or "", self.config)
                 raise ConfigError(one_line(error, config.as_dict() if hasattr(config, "as_dict") else None,
                                            argv=sys.argv)) from error
@@ -167,51 +174,67 @@ def build_cli_class():
             return getattr(logger, "init_args", None)
 
         def _place_run(self, command: str, config) -> None:
+            """Choose (and, on the launching rank, make) the folder this command writes to."""
             argv = sys.argv[2:]
             args = self._logger_args(config)
             if args is None:
+                return
+            if runfolders.launch_rank() != 0 and os.environ.get(runfolders.RUN_FOLDER_ENV):
+                # a process a DDP launcher started: the folder the launching rank made
+                args.save_dir, args.name, args.version = os.environ[runfolders.RUN_FOLDER_ENV].split(os.pathsep)
+                ckpt = config.get("ckpt_path")
+                if ckpt is not None:
+                    config.ckpt_path = str(runfolders.resolve_checkpoint(str(ckpt), Path(args.save_dir) / args.name,
+                                                                         command))
                 return
             save_dir = Path(args.get("save_dir") or config.trainer.get("default_root_dir") or "runs")
             given = args.get("name") if args.get("name") not in (None, "", "lightning_logs") else None
             name = config.run.name or given or runfolders.run_name(argv)
             runs = save_dir / name
+            folder = None
             ckpt = config.get("ckpt_path")
             if ckpt is not None:
                 path = runfolders.resolve_checkpoint(str(ckpt), runs, command)
                 config.ckpt_path = str(path)
                 run = runfolders.run_of(path)
                 if command == "fit":
-                    self._resume(config, path, run, args)
-                    return
-                if run is not None and config.run.version is None:  # write beside the trained run
-                    args.save_dir, args.name = str(run.parent), run.name
-                    args.version = runfolders.next_evaluation(run, command)
-                    return
-            args.save_dir, args.name = str(save_dir), name
-            if config.run.version is not None:
-                args.version = config.run.version
-                folder = runs / config.run.version
-                if command == "fit" and (folder / "checkpoints").is_dir():
-                    raise ValueError(f"run.version: {folder} holds a run already; choose another version, "
-                                     "or resume it with --ckpt_path " + str(folder))
-            elif command == "fit":
-                args.version = runfolders.next_version(runs, runfolders.run_slug(argv))
-            else:
-                args.version = runfolders.next_evaluation(runs, command)
+                    folder = self._resume(config, path, run)
+                elif run is not None and config.run.version is None:  # write beside the trained run
+                    runfolders.check_checkpoint(path)
+                    folder = runfolders.reserve(run, command)
+                else:
+                    runfolders.check_checkpoint(path)
+            if folder is None:
+                if config.run.version is not None:
+                    folder = runs / config.run.version
+                    if command == "fit" and (folder / "checkpoints").is_dir():
+                        raise ValueError(f"run.version: {folder} holds a run already; choose another version, "
+                                         "or resume it with --ckpt_path " + str(folder))
+                    runfolders.reserve(folder, exist_ok=True)  # named by the caller (a sweep made it for its log)
+                else:
+                    kind = f"version:{runfolders.run_slug(argv)}" if command == "fit" else command
+                    folder = runfolders.reserve(runs, kind)
+                if command == "fit":
+                    runfolders.lock_run(folder)
+            args.save_dir, args.name, args.version = str(folder.parent.parent), folder.parent.name, folder.name
+            os.environ[runfolders.RUN_FOLDER_ENV] = os.pathsep.join((args.save_dir, args.name, args.version))
 
-        def _resume(self, config, path: Path, run: Path | None, args) -> None:
-            step = runfolders.checkpoint_step(path)
+        def _resume(self, config, path: Path, run: Path | None) -> Path | None:
+            """The run folder a fit resumes in (locked for this process), after checking the checkpoint
+            and that the config is the run's; None for a checkpoint outside any run folder."""
+            step = runfolders.check_checkpoint(path)
             if run is None:
                 print(f"resuming from {path} (step {step}) in a new run folder")
-                return
+                return None
+            runfolders.lock_run(run)  # before reading its config: a fit under way may be rewriting it
             current = yaml.safe_load(self.parser.dump(self.config, skip_unset=False, format="yaml"))
             changed = runfolders.config_differences(run / "config.yaml", current.get("fit", current))
             if changed:
                 shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
                 raise ValueError(f"ckpt_path: {run} was trained with another config ({shown}); resume with "
                                  "the config it was started with, or start a new run without --ckpt_path")
-            args.save_dir, args.name, args.version = str(run.parent.parent), run.parent.name, run.name
             print(f"resuming {run} from step {step} ({path.name})")
+            return run
 
         # ------------------------------------------------------------ before each command
 
@@ -231,12 +254,43 @@ def build_cli_class():
                 "--ckpt_path (a .ckpt file, a run folder, or last / best of this config's runs), or "
                 "--run.allow_untrained true to do it on purpose")
 
+        def _check_data(self, stage: str) -> None:
+            """An empty or missing data source is one line naming it, before anything runs."""
+            if hasattr(self.datamodule, "check"):
+                try:
+                    self.datamodule.check(stage)
+                except ValueError as error:
+                    raise ConfigError(f"data.{error}") from error
+
+        def before_validate(self) -> None:
+            self._check_data("validate")
+
+        def before_predict(self) -> None:
+            self._check_data("predict")
+
         def before_fit(self) -> None:
+            self._check_data("fit")
             # torch has SyncBatchNorm for GPUs only; say which setting to change (hrnet.yaml sets it)
             strategy = self.trainer.strategy
             if getattr(strategy, "_layer_sync", None) is not None and strategy.root_device.type == "cpu":
                 raise ConfigError("trainer.sync_batchnorm: needs GPUs (torch has no CPU SyncBatchNorm); "
                                   "on CPU processes add --trainer.sync_batchnorm false")
+
+        def before_test(self) -> None:
+            """The overlap check compares the test sets with what the checkpoint's run trained and
+            validated on (its saved config), not with this command's data section."""
+            self._check_data("test")
+            ckpt = self.config.get("test", {}).get("ckpt_path")
+            run = runfolders.run_of(Path(ckpt)) if ckpt else None
+            if run is None or not hasattr(self.datamodule, "compare_with"):
+                return
+            try:
+                trained = runfolders.trained_data(run / "config.yaml")
+            except Exception as error:  # noqa: BLE001 - the check is a warning, never a stop
+                logging.getLogger("focal_pl").warning(
+                    "cannot check the test sets against the training data of %s: %s", run, str(error).splitlines()[0])
+                return
+            self.datamodule.compare_with(trained, str(run / "config.yaml"))
 
         def _instantiate_trainer(self, config, callbacks):
             # a log file gets a line every few steps, not a progress bar redrawn on every step
@@ -261,6 +315,7 @@ def build_cli_class():
 def run_lightning(argv: list[str]):
     """Run a Lightning subcommand; returns the LightningCLI object (its trainer, model, data).
     Config errors raise ``ConfigError`` (a ``SystemExit`` with code 2) after one line on stderr."""
+    from focal_pl.cli import runfolders
     from focal_pl.cli.errors import ConfigError
     from focal_pl.data import ForgeryDataModule
     from focal_pl.module import FocalModule
@@ -282,10 +337,15 @@ def run_lightning(argv: list[str]):
             parser_kwargs={"default_env": False, "exit_on_error": False, "allow_abbrev": False},
         )
     except ConfigError as error:
+        runfolders.release_unused()
         print(f"focal-pl {argv[0]}: {error.message}", file=sys.stderr)
+        raise
+    except BaseException:
+        runfolders.release_unused()  # failed before writing anything: no empty folder stays behind
         raise
     finally:
         sys.argv = program
+        runfolders.release_locks()
 
 
 def help_cache_file(command: str) -> Path:

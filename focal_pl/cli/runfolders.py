@@ -6,17 +6,34 @@ version is ``version_N``, followed by what differs from that config (laid-over c
 line overrides, e.g. ``version_3_paper_mix_temperature=0.05``), or ``--run.version``. ``test``,
 ``validate`` and ``predict`` with a checkpoint of a run write beside it, in
 ``<run>/<command>_K/``. ``--ckpt_path`` takes a file, a run folder, or ``last`` / ``best`` of this
-config's runs, and refuses when that is ambiguous or missing.
+config's runs, and refuses when that is ambiguous, missing or damaged.
+
+Folders are made exclusively (two commands started together never share one) and a fit holds its
+run folder's lock (``<run>/.lock``, released by the system when the process ends, even by SIGKILL)
+for as long as it runs, so that a second fit of the same run is refused, naming the first.
+Only the launching process (global rank 0) makes folders; the processes a DDP launcher starts take
+the folder it chose from ``FOCAL_PL_RUN_FOLDER``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import hashlib
 import json
+import os
 import re
+import socket
+import sys
 from pathlib import Path
 
 import yaml
+
+RUN_FOLDER_ENV = "FOCAL_PL_RUN_FOLDER"  # save_dir, name and version, as the launching rank chose them
+LOCK_FILE = ".lock"
+_held: list[int] = []  # descriptors of the locks this process holds (for its lifetime)
+_made: list[Path] = []  # folders this process made and may take back if the command fails before running
 
 # the keys a resumed run may change (its length, its checkpoint, where and how it is named)
 RESUME_KEYS = ("ckpt_path", "config", "trainer.max_steps", "trainer.max_epochs", "budget.images",
@@ -92,6 +109,115 @@ def run_slug(argv: list[str], limit: int = 80) -> str:
     return slug
 
 
+def launch_rank() -> int:
+    """This process's global rank as a launcher set it (torchrun, SLURM, Lightning's own launcher), 0
+    for a process that was not launched as one of several."""
+    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) + int(os.environ.get("NODE_RANK", "0") or 0)
+
+
+def _make_folder(folder: Path) -> None:
+    """Create ``folder`` (exclusively: ``FileExistsError`` when it exists), saying in one line why not."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
+    except FileExistsError:
+        raise
+    except OSError as error:
+        raise ValueError(f"run folder: cannot create {folder}: {os.strerror(error.errno) if error.errno else error}") \
+            from error
+    _made.append(folder)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (a file) for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def reserve(folder: Path, numbered: str | None = None, exist_ok: bool = False) -> Path:
+    """Make a new folder for a command: ``folder`` itself (``exist_ok``: or take it as it is), or
+    (``numbered`` = a ``version_N`` / ``<command>_K`` pattern's kind) the next free number in
+    ``folder``; a numbered folder is never one that exists."""
+    if numbered is None:
+        try:
+            _make_folder(folder)
+        except FileExistsError:
+            if not exist_ok:
+                raise ValueError(f"run.version: {folder} exists already; choose another version") from None
+        return folder
+    try:
+        with _locked(folder / ".versions.lock"):
+            while True:
+                name = numbered_name(folder, numbered)
+                try:
+                    _make_folder(folder / name)
+                    return folder / name
+                except FileExistsError:
+                    continue
+    except OSError as error:
+        raise ValueError(f"run folder: cannot create a folder in {folder}: "
+                         f"{os.strerror(error.errno) if error.errno else error}") from error
+
+
+def numbered_name(folder: Path, kind: str) -> str:
+    """``version_N[_slug]`` (kind ``version:<slug>``) or ``<command>_K`` (kind = the command)."""
+    if kind.startswith("version:"):
+        return next_version(folder, kind.split(":", 1)[1])
+    return next_evaluation(folder, kind)
+
+
+def release_unused() -> None:
+    """Take back the folders this process made when its command failed before running (only while
+    they hold nothing but a lock file)."""
+    while _made:
+        folder = _made.pop()
+        with contextlib.suppress(OSError):
+            if {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
+                (folder / LOCK_FILE).unlink(missing_ok=True)
+                folder.rmdir()
+
+
+def release_locks() -> None:
+    """Let go of the run locks this process holds (at the end of a command), and forget the folders
+    it made."""
+    while _held:
+        with contextlib.suppress(OSError):
+            os.close(_held.pop())
+    _made.clear()
+
+
+def lock_run(folder: Path) -> None:
+    """Hold ``<folder>/.lock`` for the life of this process; ``ValueError`` naming the holder when
+    another process holds it (a fit of the same run under way)."""
+    path = folder / LOCK_FILE
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise ValueError(f"run folder: cannot write {path}: {os.strerror(error.errno) if error.errno else error}") \
+            from error
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 512, 0).decode(errors="replace").strip() or "another process"
+        os.close(descriptor)
+        raise ValueError(f"ckpt_path: {folder} is in use by {holder}; wait for it to end or stop it "
+                         "(two fits must not write one run)") from None
+    started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    command = " ".join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:3])
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"process {os.getpid()} on {socket.gethostname()} ({command}, since {started})".encode(), 0)
+    _held.append(descriptor)
+
+
 def next_version(folder: Path, slug: str = "") -> str:
     """``version_N[_slug]`` with N one above every ``version_*`` already in ``folder``."""
     numbers = [int(m.group(1)) for p in (folder.iterdir() if folder.is_dir() else [])
@@ -108,10 +234,11 @@ def next_evaluation(run: Path, command: str) -> str:
 
 
 def checkpoint_step(path: Path) -> int:
-    """The global step stored in a checkpoint (read lazily: the weights are not loaded)."""
-    import torch
+    """The global step stored in a checkpoint, after checking the file (memory-mapped: the weights
+    are read once, for their sha256). ``ValueError`` names a file that cannot be used."""
+    from focal_pl.checkpoint_io import read_checkpoint
 
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = read_checkpoint(path, mmap=True)
     return int(checkpoint.get("global_step", 0))
 
 
@@ -153,6 +280,14 @@ def resolve_checkpoint(value: str, runs: Path, command: str) -> Path:
     return path
 
 
+def check_checkpoint(path: Path) -> int:
+    """``checkpoint_step`` with the problem said as the ``ckpt_path`` option's."""
+    try:
+        return checkpoint_step(path)
+    except ValueError as error:
+        raise ValueError(f"ckpt_path: {error}") from error
+
+
 def run_of(checkpoint: Path) -> Path | None:
     """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if it is one of ours."""
     run = checkpoint.resolve().parent.parent
@@ -186,3 +321,19 @@ def config_differences(saved: Path, current: dict) -> list[str]:
         if before.get(key) != now.get(key):
             changed.append(f"{key}: {before.get(key)!r} -> {now.get(key)!r}")
     return changed
+
+
+def trained_data(config_file: Path) -> dict[str, list]:
+    """The training and validation sources a run's saved ``config.yaml`` names, built (not read):
+    ``{"train": [...], "val": [...]}`` for the test-overlap check."""
+    from jsonargparse import ArgumentParser
+
+    from focal_pl.data import ForgeryDataModule
+
+    data = (yaml.safe_load(config_file.read_text()) or {}).get("data") or {}
+    data = {k: v for k, v in data.items() if k in ("train", "val", "val_split", "image_size")}
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(ForgeryDataModule, "data", fail_untyped=False)
+    module = parser.instantiate_classes(parser.parse_object({"data": data})).data
+    train = [module.stream] if module.stream is not None else module.sources["train"]
+    return {k: v for k, v in (("train", train), ("val", module.sources["val"])) if v}

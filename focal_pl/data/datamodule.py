@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from focal_pl.data.degradations import Degradation, robustness_grid
-from focal_pl.data.sampling import ResumableDataLoader, ResumableSampler, decode_index
+from focal_pl.data.sampling import ResumableDataLoader, ResumableSampler, decode_index, ignore_stop_signals
 from focal_pl.data.items import collate, prepare_item, problem, skipped_item
 from focal_pl.data.shards import StreamItem, StreamingShards
 from focal_pl.data.overlap import find_overlaps
@@ -159,6 +159,10 @@ class ForgeryDataModule(L.LightningDataModule):
         val_split: int | None = None,
     ) -> None:
         super().__init__()
+        for name, value, least in (("image_size", image_size, 1), ("batch_size", batch_size, 1),
+                                   ("eval_batch_size", eval_batch_size, 1), ("num_workers", num_workers, 0)):
+            if value is not None and value < least:
+                raise ValueError(f"{name} must be >= {least}, got {value}")
         self.stream = train if isinstance(train, StreamingShards) else None
         self.sources = {
             "train": [] if self.stream else _as_list(train), "val": _as_list(val), "test": _as_list(test),
@@ -182,17 +186,48 @@ class ForgeryDataModule(L.LightningDataModule):
             else:  # held out of every epoch of the shard stream, validated through random access
                 self.sources["val"] = self.stream.hold_out(val_split)
 
+    def check(self, stage: str) -> None:
+        """Raise ``ValueError`` naming the split and source when a source the stage reads holds no
+        item (an empty folder), before anything runs: the CLI turns it into one line."""
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}[stage]
+        for split in splits:
+            if split == "train" and self.stream is not None:
+                continue
+            if not self.sources[split] and split != "val":
+                raise ValueError(f"{split}: no sources; set data.{split} in the config")
+            for source in self.sources[split]:
+                try:
+                    count = len(source)
+                except (ValueError, OSError) as error:
+                    raise ValueError(f"{split}: {error}") from error
+                if count == 0:
+                    where = source.where() if hasattr(source, "where") else type(source).__name__
+                    raise ValueError(f"{split}: {getattr(source, 'name', type(source).__name__)} holds no item ({where})")
+
+    def compare_with(self, trained_on: dict[str, list[Any]], origin: str) -> None:
+        """The data the model under test was trained and validated on (``{"train": [...], "val": [...]}``,
+        e.g. built from its run's saved config), which the test sets are checked against instead of
+        this data module's own ``train`` / ``val``; ``origin`` says where it came from."""
+        self.trained_on, self.trained_origin = trained_on, origin
+
     def setup(self, stage: str) -> None:
-        """Before testing: warn, naming the files, when a test set shares images with the training or
-        validation data (by path or by content)."""
+        """Before testing: warn, naming the files, when a test set shares images with the data the
+        model was trained or validated on (by path or by content; folders and shards)."""
         if stage == "test" and self.sources["test"]:
-            others = {k: self.sources[k] for k in ("train", "val") if self.sources[k]}
+            others = getattr(self, "trained_on", None)
+            if others is None:
+                own = {"train": [self.stream] if self.stream is not None else self.sources["train"],
+                       "val": self.sources["val"]}
+                others = {k: v for k, v in own.items() if v}
+            else:
+                log.info("test sets checked for overlap with the training data of %s", self.trained_origin)
             overlaps = find_overlaps(self.sources["test"], others)
             for test_file, other, how in overlaps[:20]:
                 log.warning("test image %s is also in the training data: %s (%s)", test_file, other, how)
             if overlaps:
                 log.warning("%d test image(s) overlap the training or validation data; their scores are "
-                            "not test scores%s", len(overlaps), " (first 20 listed)" if len(overlaps) > 20 else "")
+                            "not test scores%s", len({test for test, _, _ in overlaps}),
+                            " (first 20 matches listed)" if len(overlaps) > 20 else "")
 
     @property
     def test_sets(self) -> list[tuple[str, str]]:
@@ -220,7 +255,7 @@ class ForgeryDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0 and training,
+            persistent_workers=self.num_workers > 0 and training, worker_init_fn=ignore_stop_signals,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -256,6 +291,7 @@ class ForgeryDataModule(L.LightningDataModule):
                 loaders.append(DataLoader(
                     dataset, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
                     collate_fn=collate, pin_memory=self.pin_memory and torch.cuda.is_available(),
+                    worker_init_fn=ignore_stop_signals,
                 ))
         return loaders
 

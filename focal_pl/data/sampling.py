@@ -9,10 +9,19 @@ skips exactly those, so an interrupted run continues as an unbroken one would.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """A loader worker's ``worker_init_fn``: SIGINT and SIGTERM are the training process's to handle
+    (it stops at a step boundary, then ends its workers). Sent to a whole process group, as Ctrl-C,
+    ``timeout`` and SLURM do, they would otherwise kill the workers and crash the run mid-step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class ResumableSampler(DistributedSampler):
@@ -40,27 +49,30 @@ def decode_index(index: int, length: int) -> tuple[int, int]:
 class ResumableDataLoader(DataLoader):
     """A DataLoader that counts the batches it served this epoch and can resume after them.
 
-    ``state_dict`` / ``load_state_dict`` make Lightning store the position in checkpoints.
+    ``state_dict`` / ``load_state_dict`` make Lightning store the position in checkpoints; the
+    batches are skipped only in the epoch the position belongs to (a checkpoint taken at an epoch's
+    last batch resumes with the whole next epoch).
     """
 
     def __init__(self, dataset: Dataset, sampler: ResumableSampler, **kwargs: Any) -> None:
+        kwargs.setdefault("worker_init_fn", ignore_stop_signals)
         super().__init__(dataset, sampler=sampler, **kwargs)
         self.served = 0
-        self._epoch_served_for = -1
+        self._resume: tuple[int, int] | None = None  # (epoch, batches served) from a checkpoint
 
     def __iter__(self):
-        sampler: ResumableSampler = self.sampler
-        if self._epoch_served_for != sampler.epoch:
-            self.served = sampler.skip // self.batch_size if sampler.skip else 0
-            self._epoch_served_for = sampler.epoch
+        sampler = self.sampler
+        epoch, served = self._resume or (sampler.epoch, 0)
+        self._resume = None
+        self.served = served if epoch == sampler.epoch else 0
+        sampler.skip = self.served * self.batch_size
         for batch in super().__iter__():
             self.served += 1
             yield batch
-        self._epoch_served_for = -1  # the epoch is complete
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "served": self.served}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.set_epoch(state["epoch"])
-        self.sampler.skip = state["served"] * self.batch_size
+        self._resume = (int(state["epoch"]), int(state["served"]))

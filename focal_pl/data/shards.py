@@ -41,6 +41,7 @@ import numpy as np
 from torch.utils.data import DistributedSampler
 
 from focal_pl import __version__
+from focal_pl.atomic import write_atomic
 from focal_pl.data.decode import encode_png, read_image, read_mask
 from focal_pl.data.items import prepare_item, problem, skipped_item
 from focal_pl.data.sources import FileSource, ForgerySource, load_pair
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 2  # of plan.json / progress.jsonl / manifest.json (1: parts of --part-size items)
 FIELDS = ("image", "mask", "meta")
+ITEMS = ".items.tsv"  # beside each chunk: "sha256 of the image bytes <TAB> original name" per item
 _ITEM_HEADER = struct.Struct("<3I")  # byte sizes of image, mask, meta
 _MAX_CHUNK_BYTES = 2**31  # offsets are uint32
 PLAN, JOURNAL, INDEX, MANIFEST = "plan.json", "progress.jsonl", "index.json", "manifest.json"
@@ -281,7 +283,7 @@ class _Journal:
         while journal.entries and journal.entries[-1]["chunk"] and not _same_size(output, journal.entries[-1]):
             journal.entries.pop()
         if repair and len(journal.entries) != len(lines):  # drop what follows the last good entry
-            _write_atomic(path, "".join(json.dumps(e) + "\n" for e in journal.entries))
+            write_atomic(path, "".join(json.dumps(e) + "\n" for e in journal.entries))
         return journal
 
     def damaged(self, output: Path) -> list[str]:
@@ -292,12 +294,6 @@ class _Journal:
 def _same_size(output: Path, entry: dict[str, Any]) -> bool:
     chunk = output / entry["chunk"]
     return chunk.is_file() and chunk.stat().st_size == entry["bytes"]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -320,12 +316,16 @@ class _ChunkWriter:
         self.sources: dict[int, int] = {}
         self.size = 0
         self.skipped: list[dict[str, str]] = []
+        self.listing: list[str] = []  # the chunk's item list (what the test-overlap check reads)
         self.number = len(journal.chunks)
 
     def add(self, task: int, packed: bytes | None, where: str, reason: str) -> None:
         if packed is None:
             self.skipped.append({"item": where, "reason": reason})
         else:
+            fields = _unpack_item(packed)
+            name = str(json.loads(bytes(fields["meta"])).get("name", "")).replace("\t", " ").replace("\n", " ")
+            self.listing.append(f"{hashlib.sha256(fields['image']).hexdigest()}\t{name}\n")
             self.items.append(packed)
             which = self.tasks.locate(task)[0]
             self.sources[which] = self.sources.get(which, 0) + 1
@@ -342,6 +342,7 @@ class _ChunkWriter:
         if self.items:
             data = _pack_chunk(self.items)
             name = f"chunk-{self.number:06d}.bin"
+            write_atomic(self.output / f"{name}{ITEMS}", "".join(self.listing))
             temporary = self.output / f".{name}.tmp"
             _fsync_write(temporary, data)
             os.replace(temporary, self.output / name)
@@ -352,7 +353,7 @@ class _ChunkWriter:
             handle.flush()
             os.fsync(handle.fileno())
         self.journal.entries.append(entry)
-        self.first, self.items, self.sources, self.size, self.skipped = end, [], {}, 0, []
+        self.first, self.items, self.sources, self.size, self.skipped, self.listing = end, [], {}, 0, [], []
 
 
 def write_shards(
@@ -432,7 +433,7 @@ def _claim(output: Path, plan: dict[str, Any]) -> None:
             f"{output} is not empty and holds no shard job ({PLAN} is missing); give a new or empty --out folder"
         )
     output.mkdir(parents=True, exist_ok=True)
-    _write_atomic(plan_file, json.dumps(plan, indent=1))
+    write_atomic(plan_file, json.dumps(plan, indent=1))
 
 
 def _remove_strays(output: Path, journal: _Journal) -> None:
@@ -440,6 +441,9 @@ def _remove_strays(output: Path, journal: _Journal) -> None:
     kept = {e["chunk"] for e in journal.chunks}
     for path in output.glob("chunk-*.bin"):
         if path.name not in kept:
+            path.unlink()
+    for path in output.glob(f"chunk-*.bin{ITEMS}"):
+        if path.name[: -len(ITEMS)] not in kept:
             path.unlink()
     for path in output.glob(".chunk-*.tmp"):
         path.unlink()
@@ -487,8 +491,8 @@ def _finish(output: Path, sources: Sequence[ForgerySource], journal: _Journal, c
     if not journal.chunks:
         raise ShardJobError(f"no readable item in any source; nothing was written to {output}")
     index, manifest = index_and_manifest(journal.entries, [_describe_source(s) for s in sources], chunk_bytes)
-    _write_atomic(output / INDEX, json.dumps(index))
-    _write_atomic(output / MANIFEST, json.dumps(manifest, indent=1))
+    write_atomic(output / INDEX, json.dumps(index))
+    write_atomic(output / MANIFEST, json.dumps(manifest, indent=1))
     return manifest
 
 
@@ -651,6 +655,20 @@ class ShardFolder:
 
     def chunk_path(self, chunk: int) -> Path:
         return self.path / self.chunks[chunk].name
+
+    def item_list(self) -> list[tuple[str, str]] | None:
+        """``(sha256 of the image bytes, original name)`` of every item, from the lists written beside
+        the chunks (no chunk is read); None for shards written before those lists existed."""
+        listed: list[tuple[str, str]] = []
+        for chunk in self.chunks:
+            path = self.path / f"{chunk.name}{ITEMS}"
+            if not path.is_file():
+                return None
+            rows = [tuple(line.split("\t", 1)) for line in path.read_text().splitlines()]
+            if len(rows) != chunk.items:
+                return None
+            listed += rows
+        return listed
 
     def check_chunk(self, chunk: int, verify: bool | None = None) -> str | None:
         """Why chunk ``chunk`` is unusable, or None; verified once per process."""

@@ -12,6 +12,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
+from focal_pl.atomic import write_atomic
+from focal_pl.checkpoints import RunCheckpoint
 from focal_pl.evaluation.scoring import Scored, member_splits, score_batch
 from focal_pl.masks import Resize, resize_mask
 from focal_pl.metrics import ForgeryLocalizationMetrics, pixel_scores
@@ -96,6 +98,10 @@ class ClusterEvaluator(Callback):
 
     # ---------------------------------------------------------------- hooks
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.record["history"] or self.record["untrained"]:  # resumed: the file says what the checkpoint holds
+            self._write(trainer)
+
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         # Lightning validates when asked to stop early: asking at the last step validates it
         if self.final_validation and is_final_step(trainer):
@@ -141,7 +147,8 @@ class ClusterEvaluator(Callback):
         self.metrics.reset()
         values["score"] = (values["f1"] + values["iou"]) / 2
         values["cluster_seconds"] = time.perf_counter() - self._started
-        entry = {"epoch": trainer.current_epoch, "step": trainer.global_step, **values}
+        step = pl_module.model_step() if hasattr(pl_module, "model_step") else trainer.global_step
+        entry = {"epoch": trainer.current_epoch, "step": step, **values}
         if trainer.sanity_checking:
             if trainer.global_step == 0:  # a resumed run's sanity check is no untrained score
                 self.record["untrained"] = entry
@@ -185,7 +192,7 @@ class ClusterEvaluator(Callback):
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {**self.record, "run_dir": str(self._run_dir.resolve())}
-        path.write_text(json.dumps(record, indent=2))
+        write_atomic(path, json.dumps(record, indent=2))
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -206,10 +213,11 @@ class ClusterEvaluator(Callback):
                 )
         if record["final"] is None:
             lines.append("  no validation ran: the run has no validation score")
-        callback = trainer.checkpoint_callback
-        ckpt = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
-        if ckpt and Path(ckpt).is_file():
-            lines.append(f"checkpoint: {ckpt}")
+        callback = next((c for c in trainer.callbacks if isinstance(c, RunCheckpoint)), trainer.checkpoint_callback)
+        for label in ("best", "last"):
+            ckpt = getattr(callback, f"{label}_model_path", "")
+            if ckpt and Path(ckpt).is_file():
+                lines.append(f"checkpoint ({label}): {ckpt}")
         path = self.metrics_path()
         if path is not None and path.is_file():
             lines.append(f"metrics: {path}")

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from focal_pl.checkpoint_io import read_checkpoint
 from focal_pl.extractors.base import Extractor
 
 PREFIX = "extractor."  # where a focal-pl checkpoint keeps its extractor's weights
@@ -41,7 +42,7 @@ def extractor_from_checkpoint(path: str) -> Extractor:
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"fusion member {file} does not exist")
-    checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(file)
     spec = (checkpoint.get("hyper_parameters") or {}).get("extractor")
     if not isinstance(spec, dict):
         raise ValueError(f"{file}: no extractor config in the checkpoint (trained from Python?); build "
