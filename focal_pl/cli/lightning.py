@@ -49,8 +49,9 @@ class _DropTips(logging.Filter):
     trainer's own warning says when a GPU goes unused), the checkpoint it restores (focal-pl says
     which), and that max_steps was reached (the run summary follows)."""
 
-    NOISE = ("Seed set to", "GPU available:", "TPU available:", "HPU available:", "Restoring states from the checkpoint",
-             "Loaded model weights from the checkpoint", "`Trainer.fit` stopped: `max_steps=")
+    NOISE = ("Seed set to", "GPU available:", "TPU available:", "HPU available:",
+             "Restoring states from the checkpoint", "Loaded model weights from the checkpoint",
+             "`Trainer.fit` stopped: `max_steps=")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

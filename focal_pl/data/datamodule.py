@@ -201,8 +201,9 @@ class ForgeryDataModule(L.LightningDataModule):
                 except (ValueError, OSError) as error:
                     raise ValueError(f"{split}: {error}") from error
                 if count == 0:
-                    where = source.where() if hasattr(source, "where") else type(source).__name__
-                    raise ValueError(f"{split}: {getattr(source, 'name', type(source).__name__)} holds no item ({where})")
+                    name = getattr(source, "name", type(source).__name__)
+                    where = source.where() if hasattr(source, "where") else name
+                    raise ValueError(f"{split}: {name} holds no item ({where})")
 
     def compare_with(self, trained_on: dict[str, list[Any]], origin: str) -> None:
         """The data the model under test was trained and validated on (``{"train": [...], "val": [...]}``,
