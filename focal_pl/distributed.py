@@ -82,6 +82,13 @@ class Heartbeats:
                 for rank, (_, step, pid, where) in self.last.items()
                 if rank != self.rank and where == host and pid and not _alive(pid)]
 
+    def silent(self, seconds: float) -> dict[int, float]:
+        """``rank -> seconds`` since its heartbeat, for the peers silent longer than ``seconds``
+        (from the heartbeats last read)."""
+        now = time.time()
+        return {rank: now - beat[0] for rank, beat in self.last.items()
+                if rank != self.rank and now - beat[0] > seconds}
+
     def stale(self) -> list[str]:
         """A description of each rank not heard from within ``timeout`` (empty: all well)."""
         try:
@@ -123,6 +130,7 @@ class PeerWatch(Callback):
         self._store: Any = None
         self._describe_last: Callable[[], str] = lambda: ""
         self.exit: Callable[[int], None] = os._exit  # a seam for the tests
+        self._warned: set[int] = set()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.world_size <= 1 or self._thread is not None or not torch.distributed.is_initialized():
@@ -159,6 +167,11 @@ class PeerWatch(Callback):
                 except Exception:  # noqa: BLE001 - rank 0's store is gone: stale() says so
                     pass
                 lost = self.heartbeats.stale()
+                for rank, age in self.heartbeats.silent(max(10.0, self.timeout / 4)).items():
+                    if rank not in self._warned:  # never a silent wait: say it once, then end it at the timeout
+                        self._warned.add(rank)
+                        print(f"focal-pl (rank {self.heartbeats.rank}): DDP rank {rank} silent for {age:.0f} s; "
+                              f"the run ends if it stays silent for {self.timeout:.0f} s", file=sys.stderr, flush=True)
             else:  # between heartbeats: whether a peer on this machine ended (within a quarter second)
                 lost = self.heartbeats.ended_locally()
             if lost and not self._stop.is_set():

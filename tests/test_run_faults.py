@@ -242,3 +242,73 @@ def test_a_damaged_checkpoint_is_refused_when_loaded_from_python_too(trained, tm
     assert FocalModule.load_from_checkpoint(trained, weights_only=True).trained_steps == 2
     with pytest.raises(CheckpointError, match="bad.ckpt.*do not match the sha256"):
         FocalModule.load_from_checkpoint(bad, weights_only=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_a_lost_ddp_peer_ends_the_other_in_bounded_time_with_one_line(how, tmp_path):
+    """Rank 1 killed, or frozen, at step 6 of a 2-process CPU run (last.ckpt at step 4): rank 0
+    ends within the watch's timeout (10 s here) with one line naming rank 1 and last.ckpt."""
+    started = time.monotonic()
+    out = subprocess.run(command(tmp_path, "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                                 "--trainer.max_steps", "12", "--trainer.val_check_interval", "4",
+                                 "--trainer.callbacks+", json.dumps({"class_path": "helpers.kill.KillAtStep",
+                                                                     "init_args": {"step": 6, "rank": 1, "signal": how}}),
+                                 "--trainer.callbacks+", json.dumps({"class_path": "focal_pl.distributed.PeerWatch",
+                                                                     "init_args": {"timeout": 10}})),
+                         capture_output=True, text=True, timeout=300, env=ENV)
+    took = time.monotonic() - started
+    assert out.returncode == 1, out.stderr[-3000:]
+    [line] = [line for line in errors(out) if "lost a DDP peer" in line]
+    assert re.search(r"rank 1 \(pid \d+ on \S+, at step \d+\) (is gone|has not been heard from for 1\d s)", line), line
+    assert re.search(r"last.ckpt holds step 4 \(\S+/checkpoints/last.ckpt\)", line), line
+    assert "Traceback" not in out.stderr and "frame #" not in out.stderr
+    assert took < 60  # a frozen peer: the 10 s watch, not the process group's 30 minutes
+    assert step_of(next(tmp_path.glob("demo/version_*/checkpoints/last.ckpt"))) == 4
+    if how == "SIGSTOP":  # the frozen rank this process launched is ended too, not left behind
+        assert "silent for" in out.stderr
+        pid = int(re.search(r"rank 1 \(pid (\d+)", line).group(1))
+        time.sleep(0.5)
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--data.batch_size", "0"], r"^data\.batch_size: batch_size must be >= 1, got 0$"),
+    (["--data.batch_size", "-2"], r"^data\.batch_size: batch_size must be >= 1, got -2$"),
+    (["--traner.max_steps", "3"], r"did you mean '--trainer\.max_steps'\?$"),
+    (["--model.init_args.clusterer.init_args.algorithm", "kmean"],
+     r"^model\.init_args\.clusterer\.init_args\.algorithm: Expected .*Got value: kmean$"),
+])
+def test_bad_values_are_one_line_naming_the_key(args, expected, tmp_path):
+    out = run(tmp_path, *args)
+    said = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(said) == 1, out.stderr[-2000:]
+    assert re.search(expected, said[0].split(": ", 1)[1]), said
+    assert not list(tmp_path.rglob("version_*"))
+
+
+@pytest.mark.parametrize("verb", ["fit", "test", "predict"])
+def test_an_empty_image_folder_is_one_line_before_any_folder(verb, tmp_path):
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "masks").mkdir()
+    pairs = json.dumps([{"class_path": "focal_pl.data.sources.FolderPairs",
+                         "init_args": {"images": str(tmp_path / "data" / "images")}}])
+    photos = json.dumps([{"class_path": "focal_pl.data.sources.ImageFolder",
+                          "init_args": {"root": str(tmp_path / "data" / "images")}}])
+    out = run(tmp_path / "runs", "--run.allow_untrained", "true", "--data.train", pairs, "--data.test", pairs,
+              "--data.predict", photos, verb=verb)
+    said = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(said) == 1, out.stderr[-2000:]
+    split = {"fit": "train", "test": "test", "predict": "predict"}[verb]
+    assert said[0].startswith(f"focal-pl {verb}: data.{split}: ") and "no images found" in said[0]
+    assert str(tmp_path / "data" / "images") in said[0]
+    assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_dir() and p.name != "demo"]
+
+
+def test_validate_reports_the_step_the_checkpoint_was_trained_to(trained, tmp_path):
+    out = subprocess.run(command(tmp_path, "--ckpt_path", str(trained), "--trainer.enable_progress_bar", "null",
+                                 verb="validate"), capture_output=True, text=True, timeout=600, env=ENV)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "validation at step 2:" in out.stdout and "validation at step 0" not in out.stdout
+    record = json.loads(next(trained.parent.parent.glob("validate_0/metrics.json")).read_text())
+    assert record["final"]["step"] == 2

@@ -154,7 +154,8 @@ class FileSource(ForgerySource):
 
 
 def _root(root: str | Path, what: str) -> Path:
-    path = Path(root).expanduser()
+    """``root`` as an absolute path (messages and names then say where, whatever the working folder)."""
+    path = Path(root).expanduser().absolute()
     if not path.exists():
         raise FileNotFoundError(f"{what}: {path} does not exist")
     return path
