@@ -57,8 +57,10 @@ def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, t
     run = cli("test", "--ckpt_path", checkpoint, "--data.test", sets, root=tmp_path)
     folder = Path(run.trainer.log_dir)
     report = json.loads((folder / "results.json").read_text())
-    assert report["resolution"] == "image" and "macro F1" in report["legend"]["f1"]
-    assert {r["set"] for r in report["results"]} == {"folder", "synthetic-4"}
+    assert report["resolution"] == "both" and "macro F1" in report["legend"]["f1"]
+    assert {(r["set"], r["resolution"]) for r in report["results"]} == {
+        (s, r) for s in ("folder", "synthetic-4") for r in ("grid", "image")}  # both, each labelled
+    assert report["paper"] is None  # a ForensicCNN is no row of the paper
     # each set's numbers reach the loggers once, not Lightning's per-loader table under every column
     assert not any(k.startswith("test/folder/") for k in run.trainer.callback_metrics)
     header = (folder / "metrics.csv").read_text().splitlines()[0].split(",")
@@ -75,8 +77,18 @@ def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, t
     for i in range(6):
         _, mask, meta = synthetic[i]
         truth_of[meta["name"]] = mask.astype(bool)
-    rows = list(csv.DictReader((folder / "per_image.csv").open()))
-    assert len(rows) == 14
+    every = list(csv.DictReader((folder / "per_image.csv").open()))
+    assert len(every) == 28
+    from focal_pl.masks import official_grid_truth
+
+    for row in (r for r in every if r["resolution"] == "grid"):  # the official scoring, on the 16 x 16 grid
+        predicted = np.asarray(Image.open(folder / row["mask_file"])) > 0
+        truth = official_grid_truth(torch.from_numpy(truth_of[row["name"]]), (16, 16)).numpy()
+        assert predicted.shape == (16, 16)
+        if truth.any():
+            assert float(row["f1"]) == pytest.approx(
+                f1_score(truth.ravel(), predicted.ravel(), average="macro", zero_division=1.0), abs=1e-9)
+    rows = [r for r in every if r["resolution"] == "image"]
     by_set: dict[str, list] = {}
     for row in rows:
         predicted = np.asarray(Image.open(folder / row["mask_file"])) > 0
@@ -96,7 +108,7 @@ def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, t
         for key, value in recomputed.items():
             assert float(row[key]) == pytest.approx(value, abs=1e-9), (row["name"], key)
         by_set.setdefault(row["set"], []).append((truth.any(), predicted, row))
-    for entry in report["results"]:
+    for entry in (e for e in report["results"] if e["resolution"] == "image"):
         items = by_set[entry["set"]]
         forged = [r for is_forged, _, r in items if is_forged]
         authentic = [p for is_forged, p, _ in items if not is_forged]
@@ -127,8 +139,8 @@ def test_robustness_runs_each_set_under_each_degradation_and_plots(checkpoint, t
               "--data.test_degradations", "[none, jpeg:50, resize:0.5, osn:48]", root=tmp_path)
     folder = Path(run.trainer.log_dir)
     table = json.loads((folder / "results.json").read_text())["results"]
-    assert [e["degradation"] for e in table] == ["none", "jpeg:50", "resize:0.5", "osn:48"]
-    rows = list(csv.DictReader((folder / "per_image.csv").open()))
+    assert [e["degradation"] for e in table if e["resolution"] == "image"] == ["none", "jpeg:50", "resize:0.5", "osn:48"]
+    rows = [r for r in csv.DictReader((folder / "per_image.csv").open()) if r["resolution"] == "image"]
     halves = [np.asarray(Image.open(folder / r["mask_file"])).shape for r in rows if r["degradation"] == "resize:0.5"]
     full = [np.asarray(Image.open(folder / r["mask_file"])).shape for r in rows if r["degradation"] == "none"]
     assert all(h == (round(f[0] / 2), round(f[1] / 2)) for h, f in zip(halves, full))
@@ -148,6 +160,8 @@ def test_feature_fusion_of_two_checkpoints_without_retraining(checkpoint, tmp_pa
         assert run.model.extractor.member_channels == [16, 16]
         table = json.loads((Path(run.trainer.log_dir) / "results.json").read_text())["results"]
         assert table[0]["forged_images"] == 3 and 0 <= table[0]["f1"] <= 1
+        assert json.loads((Path(run.trainer.log_dir) / "results.json").read_text())["paper"] == {
+            "table": "table_2_pixel", "row": "FOCAL (Fusion)"}  # the paper's fusion row stands beside it
 
 
 def test_predict_writes_masks_overlays_scores_and_one_html_page(checkpoint, tmp_path):
@@ -290,3 +304,31 @@ def test_image_accuracy_needs_a_threshold_for_the_heterogeneity_score(tmp_path):
     assert aggregate(rows, 0.25)[0]["image_acc"] == pytest.approx(4 / 6)
     write_report(tmp_path, rows, {"resolution": "image", "image_score": "heterogeneity", "image_threshold": None})
     assert "no accuracy without testing.image_threshold" in (tmp_path / "results.md").read_text()
+
+
+def test_a_test_table_stands_beside_the_papers_figures(tmp_path):
+    """A ViT on CASIA and NIST16 (and a set the paper has not): the paper's F1 / IoU of FOCAL (ViT)
+    and our difference on the undegraded rows of the paper's sets, nothing elsewhere."""
+    from focal_pl.evaluation import paper
+    from focal_pl.evaluation.report import beside_paper, write_report
+
+    def row(name, f1, iou, resolution="grid", degradation="none"):
+        return {"set": name, "degradation": degradation, "resolution": resolution, "name": f"{name}.png",
+                "truth": True, "authentic": False, "f1": f1, "f1_forged": f1, "f1_permuted": f1, "iou": iou,
+                "pixel_auc": 0.9, "image_score": 0.5, "forged_share": 0.2}
+
+    rows = [row("casia", 0.80, 0.70), row("nist16", 0.50, 0.30), row("folder", 0.6, 0.5),
+            row("casia", 0.60, 0.40, degradation="jpeg:70")]
+    table = aggregate(rows)
+    beside_paper(table, paper.MAIN_TABLE, "FOCAL (ViT)")
+    by = {(e["set"], e["degradation"]): e for e in table}
+    assert by[("casia", "none")]["paper_f1"] == 0.889 and by[("casia", "none")]["paper_iou"] == 0.758
+    assert by[("casia", "none")]["f1_vs_paper"] == pytest.approx(0.80 - 0.889)
+    assert by[("nist16", "none")]["paper_f1"] == 0.725 and by[("nist16", "none")]["iou_vs_paper"] == pytest.approx(-0.133)
+    assert math.isnan(by[("folder", "none")]["paper_f1"]) and math.isnan(by[("casia", "jpeg:70")]["paper_f1"])
+    write_report(tmp_path, rows, {"resolution": "grid", "paper": {"table": paper.MAIN_TABLE, "row": "FOCAL (ViT)"}},
+                 table)
+    text = (tmp_path / "results.md").read_text()
+    assert "| paper_f1 | f1_vs_paper | paper_iou | iou_vs_paper |" in text and "| 0.889 | -0.089 | 0.758 |" in text
+    assert paper.figure("table_6_losses", "NCE (original, [40])", "FF++") == 0.743
+    assert paper.figure("table_5_backbones", "FOCAL ViT", "Mean") == 0.834

@@ -15,8 +15,9 @@ import numpy as np
 from focal_pl.metrics import image_auc
 
 PIXEL_METRICS = ("f1", "f1_forged", "f1_permuted", "iou", "pixel_auc")
-COLUMNS = ("set", "degradation", "forged_images", "authentic_images", *PIXEL_METRICS,
+COLUMNS = ("set", "degradation", "resolution", "forged_images", "authentic_images", *PIXEL_METRICS,
            "image_auc", "image_acc", "false_alarm_rate", "false_alarm_area")
+PAPER_COLUMNS = ("paper_f1", "f1_vs_paper", "paper_iou", "iou_vs_paper")
 LEGEND = {
     "f1": "macro F1 over forged and pristine pixels (the FOCAL paper's F1)",
     "f1_forged": "F1 of the forged class (IMDL-BenCo's and most papers' F1)",
@@ -27,6 +28,12 @@ LEGEND = {
     "image_acc": "accuracy of 'forged if the image-level score exceeds image_threshold' (the AUC's score)",
     "false_alarm_rate": "share of authentic images with any pixel predicted forged",
     "false_alarm_area": "mean share of pixels predicted forged in authentic images",
+    "resolution": "grid: on the feature grid against the truth brought there as the official code does (what "
+                  "the paper's numbers use; it inflates them); image: at each image's own size",
+    "paper_f1": "the paper's figure for this model (or ablation row) on this set (macro F1)",
+    "f1_vs_paper": "our f1 minus the paper's",
+    "paper_iou": "the paper's IoU on this set, where its table has one",
+    "iou_vs_paper": "our iou minus the paper's",
 }
 
 TABLE_METRICS = (*PIXEL_METRICS, "image_auc", "image_acc", "false_alarm_rate", "false_alarm_area")
@@ -44,15 +51,15 @@ def aggregate(rows: list[dict[str, Any]], image_threshold: float | None = 0.0) -
     AUC and accuracy come from one score (accuracy: forged when the score exceeds
     ``image_threshold``; None: no accuracy); they and the false-alarm figures need authentic
     images, and are NaN (``NO_AUTHENTIC`` in the tables) for a set without any."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for row in rows:
-        groups[(row["set"], row["degradation"])].append(row)
+        groups[(row["set"], row["degradation"], row.get("resolution", "image"))].append(row)
     out = []
-    for (name, degradation), items in groups.items():
+    for (name, degradation, resolution), items in groups.items():
         scored = [r for r in items if r["truth"]]
         forged = [r for r in scored if not r["authentic"]]
         authentic = [r for r in scored if r["authentic"]]
-        entry: dict[str, Any] = {"set": name, "degradation": degradation,
+        entry: dict[str, Any] = {"set": name, "degradation": degradation, "resolution": resolution,
                                  "forged_images": len(forged), "authentic_images": len(authentic)}
         for key in PIXEL_METRICS:
             entry[key] = _mean([r[key] for r in forged])
@@ -65,6 +72,18 @@ def aggregate(rows: list[dict[str, Any]], image_threshold: float | None = 0.0) -
         entry["false_alarm_area"] = _mean([r["forged_share"] for r in authentic])
         out.append(entry)
     return out
+
+
+def beside_paper(table: list[dict[str, Any]], paper_table: str, row: str) -> None:
+    """Add the paper's F1 / IoU of ``row`` and our difference to the undegraded entries of the sets
+    the paper reports (in place)."""
+    from focal_pl.evaluation import paper
+
+    for entry in table:
+        for metric in ("f1", "iou"):
+            value = paper.figure(paper_table, row, entry["set"], metric) if entry["degradation"] == "none" else None
+            entry[f"paper_{metric}"] = math.nan if value is None else value
+            entry[f"{metric}_vs_paper"] = math.nan if value is None else entry[metric] - value
 
 
 def _fmt(entry: dict[str, Any], column: str) -> str:
@@ -86,22 +105,28 @@ def write_report(folder: Path, rows: list[dict[str, Any]], meta: dict[str, Any],
         {**meta, "legend": LEGEND, "results": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
                                                  for k, v in e.items()} for e in table],
          "notes": notes}, indent=1, default=lambda v: None))
-    for name, data, fields in (("results.csv", table, COLUMNS),
+    for name, data, fields in (("results.csv", table, COLUMNS + (PAPER_COLUMNS if meta.get("paper") else ())),
                                ("per_image.csv", rows, list(rows[0]) if rows else [])):
         with (folder / name).open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(data)
-    where = ("each image's own resolution" if meta.get("resolution") == "image"
-             else "the feature grid (as the official code does; this inflates the numbers)")
+    where = {"image": "each image's own resolution",
+             "grid": "the feature grid (as the official code does; this inflates the numbers)",
+             "both": "the feature grid (as the official code and the paper) and each image's own resolution, "
+                     "one row each"}.get(meta.get("resolution", "image"), meta.get("resolution"))
+    beside = meta.get("paper")
+    columns = COLUMNS + (PAPER_COLUMNS if beside else ())
     lines = [f"# Evaluation: {meta.get('model', '')}", "",
              f"Scored at {where}; clustering: {meta.get('clusterer', '')}. "
              "Pixel metrics are means over forged images; image AUC and accuracy use one score "
              f"({meta.get('image_score', '')}, " + (f"forged above {meta['image_threshold']:g}"
                                                    if meta.get("image_threshold") is not None
-                                                   else "no accuracy without testing.image_threshold") + ").", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(entry, c) for c in COLUMNS) + " |" for entry in table]
+                                                   else "no accuracy without testing.image_threshold") + ")."
+             + (f" Beside the paper: {beside['row']} of its {beside['table']} (scored on the grid: compare the "
+                "grid rows)." if beside else ""), "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(entry, c) for c in columns) + " |" for entry in table]
     lines += ["", "Columns:"] + [f"- `{k}`: {v}" for k, v in LEGEND.items()]
     (folder / "results.md").write_text("\n".join(lines) + "\n")
     return table
@@ -109,12 +134,16 @@ def write_report(folder: Path, rows: list[dict[str, Any]], meta: dict[str, Any],
 
 def plot_robustness(folder: Path, table: list[dict[str, Any]]) -> list[Path]:
     """For each metric, one PNG: a panel per degradation kind, the metric against its strength,
-    one line per data set, the undegraded value as a dashed line."""
+    one line per data set, the undegraded value as a dashed line (at each image's own resolution
+    when it was scored there)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    resolutions = {e.get("resolution", "image") for e in table}
+    shown = "image" if "image" in resolutions else next(iter(resolutions), "image")
+    table = [e for e in table if e.get("resolution", "image") == shown]  # one resolution per plot: its own size
     kinds = sorted({e["degradation"].split(":")[0] for e in table} - {"none"})
     if not kinds:
         return []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -14,24 +14,30 @@ from PIL import Image
 
 from focal_pl.clustering.image_score import ImageScore
 from focal_pl.evaluation.files import UniqueStems, gather_rows
-from focal_pl.evaluation.report import TABLE_METRICS, aggregate, plot_robustness, write_report
-from focal_pl.evaluation.scoring import Resolution, member_splits, score_batch
+from focal_pl.evaluation import paper
+from focal_pl.evaluation.report import TABLE_METRICS, aggregate, beside_paper, plot_robustness, write_report
+from focal_pl.evaluation.scoring import cluster_maps, member_splits, score_batch
 from focal_pl.masks import Resize
 from focal_pl.runs import run_dir, safe_stem
 
 log = logging.getLogger(__name__)
 
 
+RESOLUTIONS = {"image": ("image",), "grid": ("grid",), "both": ("grid", "image")}
+
+
 class TestReport(Callback):
-    """``focal-pl test``: clusters every test image, saves its predicted mask and score map, and
-    writes per data set (and degradation) macro F1, forged-class F1, permutation-max F1, IoU, pixel
-    AUC, image-level AUC and accuracy (both from one image-level score) and the false-alarm rate
-    on authentic images to ``results.json``, ``results.csv`` and ``results.md`` (plus
-    ``per_image.csv`` and, for robustness runs, a plot per metric).
+    """``focal-pl test``: clusters every test image once, saves its predicted mask and score map, and
+    writes per data set (and degradation, and resolution) macro F1, forged-class F1, permutation-max
+    F1, IoU, pixel AUC, image-level AUC and accuracy (both from one image-level score) and the
+    false-alarm rate on authentic images to ``results.json``, ``results.csv`` and ``results.md``
+    (plus ``per_image.csv`` and, for robustness runs, a plot per metric). Where the model and a set
+    are in the paper's tables, the paper's F1 / IoU and our difference stand beside ours.
 
     Args:
-        resolution: ``image`` (each image's own size) or ``grid`` (the feature grid with the truth
-            brought there as the official code does, so that numbers compare with the paper's).
+        resolution: ``both`` (default): each set scored on the feature grid as the official code
+            does (what the paper's numbers use) and at each image's own size, each row labelled;
+            or only ``grid`` / ``image``.
         mask_resize: nearest, or bilinear then > 0.5 (the official code's way).
         image_score: the image-level score, which gives both the image AUC and the accuracy:
             forged_share (default: the predicted mask's share of the image) or heterogeneity (NMI
@@ -43,21 +49,32 @@ class TestReport(Callback):
         save_predictions: write each predicted mask and uint8 score map as PNG.
         output_dir: where to write (default: the run folder; ``focal-pl test`` with a checkpoint
             makes one beside the trained run, ``<run>/test_K``).
+        paper_row: the paper's row this model stands beside: ``auto`` (by its extractor: SamViT ->
+            FOCAL (ViT), HRNet -> FOCAL (HRNet), FusedExtractor -> FOCAL (Fusion)), a row name of
+            ``paper_table``, or None for none.
+        paper_table: the paper's table of ``paper_row`` (``table_2_pixel``; an ablation gives its own).
     """
 
     __test__ = False  # not a pytest class
 
     def __init__(
         self,
-        resolution: Resolution = "image",
+        resolution: Literal["both", "grid", "image"] = "both",
         mask_resize: Resize = "nearest",
         image_score: ImageScore = "forged_share",
         image_threshold: float | None = None,
         save_predictions: bool = True,
         output_dir: str | None = None,
+        paper_row: str | None = "auto",
+        paper_table: str = paper.MAIN_TABLE,
     ) -> None:
-        if resolution not in ("image", "grid"):
-            raise ValueError(f"testing.resolution must be 'image' or 'grid', got {resolution!r}")
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"testing.resolution must be 'both', 'grid' or 'image', got {resolution!r}")
+        if paper_table not in paper.figures():
+            raise ValueError(f"paper_table must be one of the paper's tables, got {paper_table!r}")
+        if paper_row not in (None, "auto") and paper_row not in paper.rows(paper_table):
+            raise ValueError(f"paper_row {paper_row!r} is not a row of {paper_table} "
+                             f"({', '.join(paper.rows(paper_table))})")
         self.resolution = resolution
         self.mask_resize = mask_resize
         self.image_score = image_score
@@ -65,6 +82,8 @@ class TestReport(Callback):
         self.image_threshold = default if image_threshold is None else image_threshold
         self.save_predictions = save_predictions
         self.output_dir = output_dir
+        self.paper_row = paper_row
+        self.paper_table = paper_table
         self.rows: list[dict[str, Any]] = []
         self.table: list[dict[str, Any]] = []
         self.folder = Path(".")
@@ -89,24 +108,28 @@ class TestReport(Callback):
         if not outputs or "features" not in outputs:
             return
         set_name, degradation = self._set(trainer, dataloader_idx)
-        scored = score_batch(outputs["features"], pl_module.clusterer, batch,
-                             splits=member_splits(pl_module.extractor), resolution=self.resolution,
-                             mask_resize=self.mask_resize, image_method=self.image_score,
-                             set_name=set_name, degradation=degradation)
-        for item in scored:
-            result = item.result
-            if self.save_predictions:
-                folder = self.folder / "predictions" / safe_stem(set_name) / safe_stem(degradation)
-                folder.mkdir(parents=True, exist_ok=True)
-                stem = self._files.stem(folder, result.name)
-                Image.fromarray(item.mask.numpy().astype(np.uint8) * 255).save(folder / f"{stem}_mask.png")
-                Image.fromarray(item.score.numpy()).save(folder / f"{stem}_score.png")
-                result.mask_file = str((folder / f"{stem}_mask.png").relative_to(self.folder))
-                result.score_file = str((folder / f"{stem}_score.png").relative_to(self.folder))
-            self.rows.append(result.row())
+        maps, host = cluster_maps(outputs["features"], pl_module.clusterer, member_splits(pl_module.extractor),
+                                  self.image_score)  # clustered once, scored at each resolution
+        for resolution in RESOLUTIONS[self.resolution]:
+            scored = score_batch(None, pl_module.clusterer, batch, resolution=resolution,
+                                 mask_resize=self.mask_resize, image_method=self.image_score,
+                                 set_name=set_name, degradation=degradation, maps=maps, host_features=host)
+            for item in scored:
+                result = item.result
+                if self.save_predictions:
+                    folder = (self.folder / "predictions" / safe_stem(set_name) / safe_stem(degradation)
+                              / resolution)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    stem = self._files.stem(folder, result.name)
+                    Image.fromarray(item.mask.numpy().astype(np.uint8) * 255).save(folder / f"{stem}_mask.png")
+                    Image.fromarray(item.score.numpy()).save(folder / f"{stem}_score.png")
+                    result.mask_file = str((folder / f"{stem}_mask.png").relative_to(self.folder))
+                    result.score_file = str((folder / f"{stem}_score.png").relative_to(self.folder))
+                self.rows.append({**result.row(), "resolution": resolution})
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         rows = gather_rows(self.rows, trainer)
+        row = paper.row_of(pl_module.extractor) if self.paper_row == "auto" else self.paper_row
         meta = {
             "model": type(pl_module.extractor).__name__,
             "checkpoint": getattr(trainer, "ckpt_path", None),
@@ -114,8 +137,11 @@ class TestReport(Callback):
             "clusterer": repr(pl_module.clusterer),
             "image_score": self.image_score,
             "image_threshold": self.image_threshold,
+            "paper": {"table": self.paper_table, "row": row} if row else None,
         }
         self.table = aggregate(rows, self.image_threshold)
+        if row:
+            beside_paper(self.table, self.paper_table, row)
         self._log(trainer)
         self._write(rows, meta)
 
@@ -127,6 +153,7 @@ class TestReport(Callback):
         metrics = {}
         for entry in self.table:
             prefix = f"test/{entry['set']}" + ("" if entry["degradation"] == "none" else f"/{entry['degradation']}")
+            prefix += "" if entry["resolution"] == "image" else f"/{entry['resolution']}"
             for key in TABLE_METRICS:
                 value = entry[key]
                 if isinstance(value, float) and not np.isnan(value):
