@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from focal_pl.extractors import ForensicCNN, HRNet, SamViT, TimmBackbone, load_weights
+from focal_pl.extractors import ForensicCNN, HRNet, MiT, SamViT, TimmBackbone, load_weights
 
 
 def tiny_vit() -> SamViT:
@@ -22,6 +22,8 @@ def tiny_vit() -> SamViT:
         (lambda: TimmBackbone("resnet18", stride=4, out_dim=12), 64, (2, 12, 16, 16)),
         (lambda: TimmBackbone("resnet18", stride=16, out_dim=12), 64, (2, 12, 4, 4)),
         (lambda: ForensicCNN(width=8, depth=5, out_dim=6, stride=4), 32, (2, 6, 8, 8)),
+        (lambda: TimmBackbone("convnext_atto", stride=4, out_dim=12, decoder_dim=16), 64, (2, 12, 16, 16)),
+        (lambda: MiT("b0", out_dim=12, decoder_dim=16), 64, (2, 12, 16, 16)),
     ],
 )
 def test_extractors_map_images_to_feature_grids(make, side, expected):
@@ -45,6 +47,32 @@ def test_paper_extractors_have_the_paper_sizes(make, params, shape):
         out = model(torch.empty(1, 3, 1024, 1024))
     assert sum(p.numel() for p in model.parameters()) == params
     assert tuple(out.shape) == shape
+
+
+@pytest.mark.parametrize("name", ["convnext_atto", "pvt_v2_b0", "resnet18"])
+def test_timm_backbones_are_whole_networks_not_stems(name):
+    """Every layer of the timm model but its classifier head is in the extractor, each feature level
+    feeds the decoder (so each gets a gradient), and the parameter count says so."""
+    import timm
+
+    extractor = TimmBackbone(name, stride=4, out_dim=8, decoder_dim=8)
+    whole = sum(p.numel() for p in timm.create_model(name, num_classes=0).parameters())
+    body = sum(p.numel() for p in extractor.body.parameters())
+    assert body >= 0.9 * whole and extractor.parameter_count() > body  # the decoder on top
+    assert len(extractor.decoder.project) == len(extractor.body.feature_info.channels()) >= 4
+    extractor(torch.rand(1, 3, 64, 64)).square().mean().backward()
+    deepest = list(extractor.body.parameters())[-1]
+    assert deepest.grad is not None and deepest.grad.abs().sum() > 0  # the last stage learns too
+
+
+def test_mit_is_segformers_encoder_whole():
+    from segmentation_models_pytorch.encoders import get_encoder
+
+    extractor = MiT("b2", out_dim=256)
+    assert sum(p.numel() for p in extractor.encoder.parameters()) == \
+        sum(p.numel() for p in get_encoder("mit_b2", weights=None).parameters()) == 24_196_288
+    with pytest.raises(ValueError, match="variant must be one of"):
+        MiT("b9")
 
 
 def test_timm_backbone_names_the_strides_it_has():

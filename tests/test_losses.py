@@ -17,6 +17,7 @@ from focal_pl.losses import (
     CircleLoss,
     DCLLoss,
     InfoNCELoss,
+    NCELoss,
     SoftContrastiveLoss,
     TripletLoss,
     fcm_objective,
@@ -29,6 +30,7 @@ ALL_LOSSES = [
     lambda: SoftContrastiveLoss(soft=False),
     lambda: SoftContrastiveLoss(scope="batch"),
     InfoNCELoss,
+    NCELoss,
     DCLLoss,
     TripletLoss,
     CircleLoss,
@@ -179,8 +181,8 @@ def test_losses_are_invariant_to_pixel_permutation(make):
     loss = make()
     if hasattr(loss, "samples"):
         loss.samples = 1000  # more than the pixels: no random sampling
-    if isinstance(loss, TripletLoss):
-        pytest.skip("triplet pairs pixels at random by construction")
+    if isinstance(loss, (TripletLoss, NCELoss)):
+        pytest.skip("triplet and the original NCE pair pixels at random by construction")
     assert loss(features, masks).item() == pytest.approx(loss(shuffled_f, shuffled_m).item(), rel=1e-6)
 
 
@@ -223,7 +225,7 @@ def test_bf16_inputs_give_finite_loss_and_gradients(make):
     assert value.dtype == torch.float32 and torch.isfinite(value)
     assert grad.dtype == torch.bfloat16 and torch.isfinite(grad.float()).all()
     reference = make()(features.float(), masks.float())
-    if not isinstance(make(), TripletLoss):
+    if not isinstance(make(), (TripletLoss, NCELoss)):  # these two draw their pairs at random
         assert value.item() == pytest.approx(reference.item(), rel=0.05, abs=0.05)
 
 
@@ -286,6 +288,26 @@ def test_info_nce_matches_official_formula():
     f = ref.unit_rows(features[0].numpy())
     y = masks[0, 0].flatten().numpy()
     assert loss == pytest.approx(ref.info_nce(f[y == 0], f[y == 1]), rel=1e-5)
+
+
+def test_original_nce_takes_one_positive_per_query():
+    """Two pristine pixels: each is the other's one positive, the forged pixels the negatives, so
+    the loss is known in closed form; with more pristine pixels it is not the official code's mean
+    positive (the thing SCL's all-positives reading adds)."""
+    g = torch.Generator().manual_seed(3)
+    features = torch.randn(1, 5, 1, 6, generator=g, dtype=torch.float64)
+    masks = torch.tensor([[[[0, 0, 1, 1, 1, 1]]]], dtype=torch.float64)
+    f = torch.nn.functional.normalize(features[0, :, 0].T, dim=1)
+    p, q = f[:2], f[2:]
+    logits = torch.stack([torch.cat([(p[0] * p[1]).sum()[None], p[0] @ q.T]),
+                          torch.cat([(p[1] * p[0]).sum()[None], p[1] @ q.T])]) / 0.1
+    expected = torch.nn.functional.cross_entropy(logits, torch.zeros(2, dtype=torch.long))
+    assert NCELoss(temperature=0.1)(features, masks).item() == pytest.approx(expected.item(), rel=1e-5)
+    more, masks = random_case(12, b=1, c=8, h=6, w=6)
+    assert NCELoss(samples=1000)(more, masks).item() != pytest.approx(InfoNCELoss(samples=1000)(more, masks).item(),
+                                                                       rel=1e-3)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        NCELoss(temperature=0)
 
 
 def test_sampled_losses_sample_at_most_their_budget():

@@ -27,7 +27,19 @@ VALIDATION_METRICS = (*ForgeryLocalizationMetrics.names, "score")
 
 def empty_record() -> dict[str, Any]:
     """The metrics record before any validation: untrained score, every validation, the best."""
-    return {"untrained": None, "history": [], "best": None, "final": None}
+    return {"untrained": None, "history": [], "best": None, "final": None, "extractor": None}
+
+
+def parameters(count: int) -> str:
+    """``88.39 M parameters`` / ``4,520 parameters``."""
+    return f"{count / 1e6:.2f} M parameters" if count >= 1e6 else f"{count:,} parameters"
+
+
+def describe_extractor(extractor: Any) -> dict[str, Any]:
+    """The extractor's class and parameter count, as every record and summary gives them."""
+    count = extractor.parameter_count() if hasattr(extractor, "parameter_count") else \
+        sum(p.numel() for p in extractor.parameters())
+    return {"class": type(extractor).__name__, "parameters": int(count)}
 
 
 def is_final_step(trainer: L.Trainer) -> bool:
@@ -84,6 +96,7 @@ class ClusterEvaluator(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._run_dir = run_dir(trainer)  # collective under DDP: here, where every rank is
+        self.record["extractor"] = describe_extractor(pl_module.extractor)
 
     def metrics_path(self) -> Path | None:
         """Where ``metrics.json`` goes (None when switched off)."""
@@ -109,7 +122,7 @@ class ClusterEvaluator(Callback):
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn != "fit":  # `validate` reports its own pass, not a checkpoint's history
-            self.record = empty_record()
+            self.record = {**empty_record(), "extractor": self.record.get("extractor")}
         self.metrics = self.metrics.to(pl_module.device)  # synced across ranks where the model is
         self.metrics.reset()
         self._drawn = 0
@@ -202,6 +215,8 @@ class ClusterEvaluator(Callback):
         """The before/after lines a person reads at the end of a run (only files that exist)."""
         lines = [f"\nRun folder: {self._run_dir.resolve()}"]
         record = self.record
+        if record.get("extractor"):
+            lines.append(f"extractor: {record['extractor']['class']}, {parameters(record['extractor']['parameters'])}")
         header = "validation (clustering, image resolution): macro F1 | forged F1 | IoU | images"
         lines.append(header)
         for label, entry in (("untrained", record["untrained"]), ("trained", record["final"]),
@@ -232,4 +247,4 @@ class ClusterEvaluator(Callback):
         return {"record": self.record}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.record = {**empty_record(), **state_dict.get("record", {})}
+        self.record = {**empty_record(), **state_dict.get("record", {}), "extractor": self.record.get("extractor")}

@@ -4,6 +4,7 @@ from focal_pl.extractors.base import Extractor
 from focal_pl.extractors.cnn import ForensicCNN
 from focal_pl.extractors.fusion import FusedExtractor
 from focal_pl.extractors.hrnet import HRNet
+from focal_pl.extractors.mit import MiT
 from focal_pl.extractors.timm import TimmBackbone
 from focal_pl.extractors.vit import SamViT
 from focal_pl.extractors.weights import LoadReport, load_weights, read_state_dict
@@ -14,6 +15,7 @@ __all__ = [
     "FusedExtractor",
     "HRNet",
     "LoadReport",
+    "MiT",
     "SamViT",
     "TimmBackbone",
     "load_weights",

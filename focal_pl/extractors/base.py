@@ -13,5 +13,9 @@ class Extractor(nn.Module):
     out_dim: int
     stride: int
 
+    def parameter_count(self) -> int:
+        """Parameters of the extractor (every run summary and ablation table lists it)."""
+        return sum(p.numel() for p in self.parameters())
+
     def forward(self, images: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -6,6 +6,7 @@ from focal_pl.losses.contrastive import (
     CircleLoss,
     DCLLoss,
     InfoNCELoss,
+    NCELoss,
     SampledPixelLoss,
     TripletLoss,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "CircleLoss",
     "DCLLoss",
     "InfoNCELoss",
+    "NCELoss",
     "PixelBCELoss",
     "PixelLoss",
     "SampledPixelLoss",

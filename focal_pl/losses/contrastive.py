@@ -1,4 +1,5 @@
-"""Sampled pixel contrastive losses of the ablation (paper Table VI): InfoNCE, triplet, DCL, circle.
+"""Sampled pixel contrastive losses of the ablation (paper Table VI): the original NCE, the official
+code's InfoNCE, triplet, DCL, circle.
 
 Each samples up to ``samples`` pristine pixels (the queries) and ``samples`` forged pixels per image
 (``scope="image"``) or from the pooled batch (``scope="batch"``), as the official FOCAL code does,
@@ -67,9 +68,39 @@ class SampledPixelLoss(PixelLoss):
             return torch.stack(losses).mean()
 
 
+def _another(rows: Tensor) -> Tensor:
+    """For each row, a different row of the same group, drawn at random (``n >= 2``)."""
+    n = rows.shape[0]
+    shift = torch.randint(1, n, (n,), device=rows.device)
+    return rows[(torch.arange(n, device=rows.device) + shift) % n]
+
+
+class NCELoss(SampledPixelLoss):
+    """The original InfoNCE (van den Oord et al. 2018, the FOCAL paper's reference [40], its Table VI
+    row "NCE"): each pristine query has ONE positive key, another pristine pixel drawn at random,
+    and the sampled forged pixels as negatives; cross-entropy with the positive first. FOCAL's SCL
+    uses all the positives instead (the paper credits part of its gain over NCE to that)."""
+
+    def __init__(
+        self, temperature: float = 0.1, scope: Literal["image", "batch"] = "image",
+        samples: int = 1000,
+    ) -> None:
+        super().__init__(scope, samples)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+
+    def pair_loss(self, pristine: Tensor, forged: Tensor) -> Tensor:
+        positive = (pristine * _another(pristine)).sum(1, keepdim=True)
+        logits = torch.cat((positive, pristine @ forged.T), dim=1) / self.temperature
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        return F.cross_entropy(logits, target)
+
+
 class InfoNCELoss(SampledPixelLoss):
     """The official FOCAL code's InfoNCE: positive logit = mean cosine of a pristine query to the
-    other sampled pristine features, negatives = its cosines to the sampled forged ones."""
+    other sampled pristine features (all the positives, averaged: not the original NCE, see
+    ``NCELoss``), negatives = its cosines to the sampled forged ones."""
 
     def __init__(
         self, temperature: float = 0.1, scope: Literal["image", "batch"] = "image",
@@ -105,8 +136,7 @@ class TripletLoss(SampledPixelLoss):
 
     def pair_loss(self, pristine: Tensor, forged: Tensor) -> Tensor:
         n = pristine.shape[0]
-        shift = torch.randint(1, n, (n,), device=pristine.device)
-        positive = pristine[(torch.arange(n, device=pristine.device) + shift) % n]
+        positive = _another(pristine)
         negative = forged[torch.randint(0, forged.shape[0], (n,), device=pristine.device)]
         return F.triplet_margin_loss(pristine, positive, negative, margin=self.margin)
 
