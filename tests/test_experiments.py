@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from focal_pl.cli import configs_dir, main
-from focal_pl.cli.experiments import ablate_main, command_for, expand, sample, sweep_main
+from focal_pl.cli.ablate import ablate_main, variants_of
+from focal_pl.cli.sweep import command_for, expand, sample, sweep_main
 from focal_pl.shipped import sweeps_dir
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -116,7 +117,8 @@ def test_every_ablation_variant_resolves_to_what_it_names(path, capsys, tmp_path
     monkeypatch.chdir(tmp_path)
     spec = yaml.safe_load(path.read_text())
     assert spec["command"] in ("fit", "validate", "test") and spec["variants"]
-    for label, overrides in spec["variants"].items():
+    for label, variant in variants_of(spec).items():
+        overrides = variant["set"]
         argv = [spec["command"], *[a for c in spec["base"] for a in ("--config", c)]]
         argv += [f"--{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in overrides.items()]
         config = resolved(argv, capsys)
@@ -124,52 +126,118 @@ def test_every_ablation_variant_resolves_to_what_it_names(path, capsys, tmp_path
             assert same(at(config, key), value), f"{path.name} {label}: {key} = {at(config, key)}"
 
 
-def test_the_traditional_baseline_variant_swaps_model_and_loss_but_keeps_the_backbone(capsys, tmp_path, monkeypatch):
+def test_table_v_runs_what_the_paper_ran(capsys, tmp_path, monkeypatch):
+    """The traditional row is a classifier on HRNet-W32 (the paper's), the ViT classifier an extra;
+    every FOCAL row is a whole network whose parameters the tables list."""
     monkeypatch.chdir(tmp_path)
     spec = yaml.safe_load((configs_dir() / "ablation" / "backbones.yaml").read_text())
-    argv = ["fit", "--config", "vit.yaml", *[f"--{k}={v}" for k, v in spec["variants"]["traditional"].items()]]
+    variants = variants_of(spec)
+    from focal_pl.evaluation import paper
+
+    assert [v["row"] for v in variants.values() if not v["extra"]] == [
+        r for r in paper.rows("table_5_backbones") if not r.startswith("FOCAL Fusion")]
+    argv = ["fit", "--config", "vit.yaml", *[f"--{k}={json.dumps(v) if isinstance(v, dict) else v}"
+                                              for k, v in variants["traditional"]["set"].items()]]
     model = resolved(argv, capsys)["model"]
     assert model["class_path"] == "focal_pl.baseline.PixelClassifier"
     assert model["init_args"]["loss"]["class_path"] == "focal_pl.losses.PixelBCELoss"
-    assert model["init_args"]["extractor"]["init_args"]["size"] == "large"  # the same ViT as FOCAL's
-    hrnet = resolved(["fit", "--config", "vit.yaml", "--model.init_args.extractor=" + json.dumps(
-        spec["variants"]["hrnet"]["model.init_args.extractor"])], capsys)
-    assert hrnet["model"]["init_args"]["extractor"]["init_args"]["out_dim"] is None  # not the ViT's 256
+    assert model["init_args"]["extractor"]["class_path"] == "focal_pl.extractors.HRNet"
+    assert model["init_args"]["extractor"]["init_args"]["variant"] == "w32"
+    extra = resolved(["fit", "--config", "vit.yaml", *[f"--{k}={v}" for k, v in variants["traditional_vit"]["set"].items()]],
+                     capsys)["model"]
+    assert extra["init_args"]["extractor"]["init_args"]["size"] == "large" and variants["traditional_vit"]["extra"]
+
+
+def test_table_vi_has_the_papers_rows_then_named_extras(capsys):
+    from focal_pl.evaluation import paper
+
+    spec = yaml.safe_load((configs_dir() / "ablation" / "losses.yaml").read_text())
+    variants = variants_of(spec)
+    assert [v["row"] for v in variants.values() if not v["extra"]] == paper.rows("table_6_losses")
+    loss = lambda label: variants[label]["set"]["model.init_args.loss"]  # noqa: E731
+    assert loss("nce")["class_path"] == "focal_pl.losses.NCELoss"  # the original NCE, one positive
+    assert loss("nce_official")["class_path"] == "focal_pl.losses.InfoNCELoss" and variants["nce_official"]["extra"]
+    assert loss("scl_fcm_image")["init_args"]["coefficients"] == "fcm" and loss("scl_fcm_image")["init_args"]["max_iter"] > 1
+    assert loss("scl_soft_batch")["init_args"]["scope"] == "batch" and loss("scl_soft_image")["init_args"]["scope"] == "image"
+    out = main(["ablate", "losses", "--dry-run"])
+    printed = capsys.readouterr().out
+    assert out == 0 and "[4/10] nce (NCE (original, [40])) -> runs/ablations/losses/nce" in printed
+    assert "(extra)" not in printed and "nce_official (NCE as the official code computes it (all positives, averaged), extra)" in printed
+    assert "then: " in printed and "--data.test <1 set(s)>" in printed
+
+
+def small_test_sets(root: Path) -> tuple[str, str]:
+    """Two configs made in code: a forged + authentic set (as the CASIA v1 sample) and a set of
+    pristine photos (as Table VIII's), each a data.test list."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder in ("casia/images", "casia/masks", "photos"):
+        (root / folder).mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(root / "casia/images" / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(root / "photos" / f"p{i}.png")
+        if i < 2:
+            mask = np.zeros((48, 64), np.uint8)
+            mask[8:30, 10:40] = 255
+            Image.fromarray(mask).save(root / "casia/masks" / f"im{i}.png")
+    forged = root / "forged.yaml"
+    forged.write_text(yaml.safe_dump({"data": {"test": [{"class_path": "focal_pl.data.sources.FolderPairs", "init_args": {
+        "images": str(root / "casia"), "include_authentic": True}}]}}))
+    pristine = root / "pristine.yaml"
+    pristine.write_text(yaml.safe_dump({"data": {"test": [{"class_path": "focal_pl.data.sources.PristineFolder", "init_args": {
+        "root": str(root / "photos"), "count": 3, "name": "photos"}}]}}))
+    return str(forged), str(pristine)
 
 
 @pytest.mark.slow
-def test_ablate_trains_each_variant_then_clusters_one_checkpoint_each_way(tmp_path, monkeypatch):
+def test_ablate_trains_each_variant_tests_it_then_clusters_one_checkpoint_each_way(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    forged, pristine = small_test_sets(tmp_path / "sets")
     out = tmp_path / "losses"
-    code = ablate_main(["losses", "--only", "nce", "scl_soft_image", "--out", str(out), "--config", TINY])
+    code = ablate_main(["losses", "--only", "nce", "scl_soft_image", "--out", str(out), "--config", TINY,
+                        "--test", forged])
     assert code == 0
     rows = {r["label"]: r for r in json.loads((out / "ablation_results.json").read_text())}
     assert set(rows) == {"nce", "scl_soft_image"}
     assert Path(rows["nce"]["run_dir"]) == (out / "nce").resolve()  # runs/ablations/<set>/<variant>
     nce = yaml.safe_load((Path(rows["nce"]["run_dir"]) / "config.yaml").read_text())
-    assert nce["model"]["init_args"]["loss"]["class_path"] == "focal_pl.losses.InfoNCELoss"
+    assert nce["model"]["init_args"]["loss"]["class_path"] == "focal_pl.losses.NCELoss"
+    # each variant's best checkpoint was tested, beside its row of the paper's Table VI
+    tested = rows["scl_soft_image"]["test"]["results"]
+    assert tested["paper"] == {"table": "table_6_losses", "row": "SCL, soft weights, image by image"}
+    grid = next(e for e in tested["results"] if e["resolution"] == "grid")
+    assert grid["set"] == "folder" and grid["forged_images"] == 2 and grid["authentic_images"] == 2
     table = (out / "ablation_results.md").read_text()
-    assert f"| nce | {rows['nce']['best']['f1']:.4f} |" in table
+    assert "| folder F1 | mean F1 |" in table
+    assert f"| nce | NCE (original, [40]) | {rows['nce']['extractor']['parameters']:,} | " \
+           f"{rows['nce']['best']['f1']:.3f} |" in table  # the extractor's size, its validation
+    line = next(line for line in table.splitlines() if line.startswith("| scl_soft_image |"))
+    assert f"| {grid['f1']:.3f} | {grid['f1']:.3f} |" in line  # the one set's F1, and so the mean
+    assert "| 0.860 |" in line  # the paper's mean for that row, beside ours
 
     with pytest.raises(SystemExit, match="--ckpt_path"):
         ablate_main(["clustering"])
-    checkpoint = next((Path(rows["scl_soft_image"]["run_dir"]) / "checkpoints").glob("best-*.ckpt"))
     out = tmp_path / "clustering"
-    code = ablate_main(["clustering", "--only", "hdbscan", "kmeans", "--out", str(out),
-                        "--config", TINY, "--ckpt_path", str(checkpoint)])
+    code = ablate_main(["clustering", "--only", "hdbscan", "kmeans", "--out", str(out), "--config", TINY,
+                        "--ckpt_path", rows["scl_soft_image"]["run_dir"], "--test", forged, pristine])
     assert code == 0
     rows = {r["label"]: r for r in json.loads((out / "ablation_results.json").read_text())}
-    # validate reports its own pass only, not the history the checkpoint carries
-    assert rows["hdbscan"]["best"] == rows["hdbscan"]["final"]
-    assert rows["hdbscan"]["final"]["step"] == rows["kmeans"]["final"]["step"]
-    assert "clustering s" in (out / "ablation_results.md").read_text()
+    photos = {k: next(e for e in r["test"]["results"]["results"] if e["set"] == "photos" and e["resolution"] == "image")
+              for k, r in rows.items()}
+    assert photos["kmeans"]["false_alarm_rate"] == 1.0  # two clusters, always: an alarm on every photo
+    assert photos["hdbscan"]["authentic_images"] == 3
+    table = (out / "ablation_results.md").read_text()
+    assert "photos false alarms (rate / area)" in table and "| kmeans | K-means |" in table
+    assert "nan" not in table
 
 
 @pytest.mark.slow
 def test_backbone_set_runs_on_cpu_with_tiny_models(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "backbones"
-    code = ablate_main(["backbones_cpu", "--only", "traditional", "mit", "--out", str(out),
+    code = ablate_main(["backbones_cpu", "--only", "traditional", "mit", "--out", str(out), "--no-test",
                         "--config", TINY_DATA, "--trainer.max_steps", "2"])
     assert code == 0
     rows = {r["label"]: r for r in json.loads((out / "ablation_results.json").read_text())}

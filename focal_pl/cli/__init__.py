@@ -66,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return data_main(argv[1:])
     if argv[0] in ("sweep", "ablate"):
-        from focal_pl.cli.experiments import ablate_main, sweep_main
+        if argv[0] == "sweep":
+            from focal_pl.cli.sweep import sweep_main
 
-        return (sweep_main if argv[0] == "sweep" else ablate_main)(argv[1:])
+            return sweep_main(argv[1:])
+        from focal_pl.cli.ablate import ablate_main
+
+        return ablate_main(argv[1:])
     if argv[0] not in LIGHTNING_COMMANDS:
         print(f"focal-pl: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ _EXPORTS = {
     "FaceForensics": "focal_pl.data.sources",
     "FolderPairs": "focal_pl.data.sources",
     "ImageFolder": "focal_pl.data.sources",
+    "PristineFolder": "focal_pl.data.sources",
     "CatNetList": "focal_pl.data.sources",
     "BenCoJson": "focal_pl.data.sources",
     "FocalNpy": "focal_pl.data.sources",

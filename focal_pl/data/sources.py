@@ -236,6 +236,39 @@ class ImageFolder(FileSource):
         return [Entry(path, None) for path in find_images(self.root)]
 
 
+class PristineFolder(FileSource):
+    """Authentic photos only, for false alarms (paper Table VIII: 2000 pristine images each of
+    ImageNet, COCO and VISION): every image under ``root`` (any layout: ImageNet's ``val/<synset>/``,
+    COCO's ``val2017/``, VISION's ``<device>/<kind>/``), or ``count`` of them drawn with ``seed``
+    (the same ones on every machine and run). Every image has an all-zero truth.
+
+    Args:
+        root: the set's folder, searched recursively.
+        count: how many images to draw (None: all); more than there are is an error.
+        seed: the draw's seed.
+        name: the set's name in the tables (e.g. imagenet, coco, vision).
+    """
+
+    def __init__(self, root: str, count: int | None = 2000, seed: int = 0, name: str = "pristine") -> None:
+        super().__init__(repeat=1, include_authentic=True)
+        if count is not None and count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        self.root = _root(root, "pristine folder")
+        self.count, self.seed, self.name = count, seed, name
+
+    def where(self) -> str:
+        return str(self.root)
+
+    def scan(self) -> list[Entry]:
+        found = find_images(self.root)
+        if self.count is not None and found:
+            if self.count > len(found):
+                raise ValueError(f"{self.name}: count {self.count} is more than the {len(found)} images in {self.root}")
+            chosen = np.sort(np.random.default_rng(self.seed).choice(len(found), size=self.count, replace=False))
+            found = [found[i] for i in chosen]
+        return [Entry(path, None) for path in found]
+
+
 # ---------------------------------------------------------------- public data sets
 
 
