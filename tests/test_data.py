@@ -218,3 +218,26 @@ def test_test_sets_that_overlap_training_data_are_named(tmp_path, caplog):
         ForgeryDataModule(train=FolderPairs(str(train_images)), test=[FolderPairs(str(pairs_folder(
             tmp_path / "clean", 2, seed=9)))], image_size=32, num_workers=0).setup("test")
     assert "overlap" not in caplog.text
+
+
+def test_augmentation_ranges_are_the_official_codes():
+    """main.py of the official code used albumentations 1.x defaults: Downscale 0.25 and GaussNoise
+    variance 10-50 on 0-255 pixels; the same ranges in albumentations 2 terms, and the rest as written there."""
+    import albumentations as A
+
+    def walk(transform):
+        yield transform
+        for child in getattr(transform, "transforms", []):
+            yield from walk(child)
+
+    found = {type(t).__name__: t for t in walk(Augmentations().pipeline)}
+    assert tuple(found["Downscale"].scale_range) == (0.25, 0.25)
+    low, high = found["GaussNoise"].std_range
+    assert (low * 255) ** 2 == pytest.approx(10) and (high * 255) ** 2 == pytest.approx(50)
+    assert tuple(found["ImageCompression"].quality_range) == (50, 95)
+    assert tuple(found["RandomScale"].scale_limit) == pytest.approx((-0.5, 0.0))
+    assert found["ElasticTransform"].alpha == 120 and found["ElasticTransform"].sigma == pytest.approx(6.0)
+    assert {"Blur", "GaussianBlur", "MedianBlur", "MotionBlur", "ISONoise", "RandomBrightnessContrast", "RandomGamma",
+            "RandomToneCurve", "Sharpen", "GridDistortion", "HorizontalFlip", "VerticalFlip", "RandomRotate90",
+            "Transpose", "PadIfNeeded"} <= set(found)
+    assert isinstance(found["PadIfNeeded"], A.PadIfNeeded)

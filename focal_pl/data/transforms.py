@@ -11,10 +11,19 @@ import torch
 from torch import Tensor
 
 
+# The official code's main.py (HighwayWu/FOCAL, read 2026-12-05) used albumentations 1.x defaults
+# for two transforms whose parameters albumentations 2 renamed and re-defaulted; in 2.x terms:
+OFFICIAL_DOWNSCALE = (0.25, 0.25)  # Downscale(scale_min=0.25, scale_max=0.25): 1.x's default
+OFFICIAL_NOISE_STD = (10**0.5 / 255, 50**0.5 / 255)  # GaussNoise(var_limit=(10, 50)) on 0-255 pixels
+
+
 class Augmentations:
-    """FOCAL.md section 7: with probability ``p``: random downscale (0.5-1.0) and pad to ``pad_to``,
-    one of flips / rot90 / transpose, JPEG (quality 50-95), and with ``distort_p`` one of blur /
-    noise / colour / elastic-grid distortions. The mask follows every geometric change.
+    """FOCAL.md section 7, as the official code's ``main.py``: with probability ``p``: random downscale
+    (0.5-1.0) and pad to ``pad_to``, one of flips / rot90 / transpose, JPEG (quality 50-95), and with
+    ``distort_p`` one of blur / noise / colour / elastic-grid distortions. The mask follows every
+    geometric change. Every range is the official one (its albumentations 1.x defaults translated to
+    2.x), except that albumentations 2 has no ``alpha_affine`` in ``ElasticTransform`` (the official
+    ``120 * 0.03`` random affine of that transform is left out).
 
     Args:
         p: probability that an image is augmented at all.
@@ -22,6 +31,9 @@ class Augmentations:
             albumentations default did); None skips padding.
         jpeg_quality: quality range of the re-compression.
         distort_p: probability of the blur / noise / colour / geometric distortion group.
+        downscale_range: ``Downscale``'s scale range (official: 0.25, fixed).
+        noise_std_range: ``GaussNoise``'s standard deviation range, as a fraction of the pixel range
+            (official: variance 10-50 on 0-255, i.e. 0.0124-0.0277).
     """
 
     def __init__(
@@ -30,6 +42,8 @@ class Augmentations:
         pad_to: int | None = 1024,
         jpeg_quality: tuple[int, int] = (50, 95),
         distort_p: float = 0.25,
+        downscale_range: tuple[float, float] = OFFICIAL_DOWNSCALE,
+        noise_std_range: tuple[float, float] = OFFICIAL_NOISE_STD,
     ) -> None:
         import albumentations as A
 
@@ -51,8 +65,8 @@ class Augmentations:
                     A.OneOf([A.Blur(p=1), A.GaussianBlur(p=1), A.MedianBlur(p=1), A.MotionBlur(p=1)], p=1),
                     A.OneOf(
                         [
-                            A.Downscale(scale_range=(0.5, 0.9), p=1),
-                            A.GaussNoise(std_range=(0.01, 0.05), p=1),
+                            A.Downscale(scale_range=tuple(downscale_range), p=1),
+                            A.GaussNoise(std_range=tuple(noise_std_range), p=1),
                             A.ISONoise(p=1),
                             A.RandomBrightnessContrast(p=1),
                             A.RandomGamma(p=1),
