@@ -162,9 +162,10 @@ class FocalModule(L.LightningModule):
         from focal_pl.checkpoints import RunCheckpoint, is_lightning_default
         from focal_pl.distributed import PeerWatch
         from focal_pl.evaluation import ClusterEvaluator, PredictionWriter, TestReport
+        from focal_pl.provenance import Provenance
 
         present = {type(c) for c in self.trainer.callbacks}
-        needed = (ClusterEvaluator, TestReport, PredictionWriter, RunCheckpoint,
+        needed = (ClusterEvaluator, TestReport, PredictionWriter, RunCheckpoint, Provenance,
                   *((PeerWatch,) if self.trainer.world_size > 1 else ()))
         added = [kind() for kind in needed if not any(issubclass(p, kind) for p in present)]
         if any(isinstance(c, RunCheckpoint) for c in added):  # the run's checkpoints, not Lightning's default

@@ -30,6 +30,8 @@ Experiments:
   ablate FILE                run an ablation set (configs/ablation/*.yaml) and tabulate it
 
 Other commands:
+  runs [FOLDER]              the runs under runs/ (or FOLDER): config, version, state, steps, best score, commit, date
+  env                        the code version, package versions and machine a run here records in run.json
   data check SOURCE [ROOT]   decode every item of a data set (or verify a shard folder) and list its problems
   data shard SOURCE [ROOT] --out DIR   convert data sets to streaming shards (resumable)
   configs    list the shipped configs and sweeps, with what each is for
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "configs":
         print(catalogue())
         return 0
+    if argv[0] in ("env", "runs"):
+        from focal_pl.cli.info import env_main, runs_main
+
+        return (env_main if argv[0] == "env" else runs_main)(argv[1:])
     if argv[0] == "data":
         from focal_pl.cli.data import main as data_main
 

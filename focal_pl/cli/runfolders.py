@@ -218,6 +218,25 @@ def lock_run(folder: Path) -> None:
     _held.append(descriptor)
 
 
+def lock_holder(folder: Path) -> str | None:
+    """Who holds ``<folder>/.lock`` now (a fit under way), or None."""
+    path = folder / LOCK_FILE
+    if not path.is_file():
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return None
+    except BlockingIOError:
+        return os.pread(descriptor, 512, 0).decode(errors="replace").strip() or "another process"
+    finally:
+        os.close(descriptor)
+
+
 def next_version(folder: Path, slug: str = "") -> str:
     """``version_N[_slug]`` with N one above every ``version_*`` already in ``folder``."""
     numbers = [int(m.group(1)) for p in (folder.iterdir() if folder.is_dir() else [])

@@ -18,6 +18,7 @@ from focal_pl.evaluation import paper
 from focal_pl.evaluation.report import TABLE_METRICS, aggregate, beside_paper, plot_robustness, write_report
 from focal_pl.evaluation.scoring import cluster_maps, member_splits, score_batch
 from focal_pl.masks import Resize
+from focal_pl.provenance import versions_line
 from focal_pl.runs import run_dir, safe_stem
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class TestReport(Callback):
             "image_score": self.image_score,
             "image_threshold": self.image_threshold,
             "paper": {"table": self.paper_table, "row": row} if row else None,
+            "code": versions_line(),
         }
         self.table = aggregate(rows, self.image_threshold)
         if row:

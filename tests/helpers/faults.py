@@ -77,3 +77,14 @@ class FillDisk(Callback):
             pass
         finally:
             os.close(descriptor)
+
+
+class RaiseAtStep(Callback):
+    """A crash: raises ``RuntimeError(message)`` at the start of the batch after ``step`` steps."""
+
+    def __init__(self, step: int, message: str = "a bug in a callback") -> None:
+        self.step, self.message = step, message
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError(self.message)
