@@ -40,7 +40,8 @@ def run_rows(root: Path) -> list[dict[str, Any]]:
     from focal_pl.cli.runfolders import lock_holder
 
     rows = []
-    folders = {p.parent for p in root.rglob("run.json")} | {p.parent.parent for p in root.rglob("checkpoints/last.ckpt")}
+    folders = {p.parent for p in root.rglob("run.json")}
+    folders |= {p.parent.parent for p in root.rglob("checkpoints/last.ckpt")}
     for folder in sorted(folders):
         run = _read(folder / "run.json")
         if run and run.get("stage") != "fit":

@@ -117,7 +117,8 @@ def write_report(folder: Path, rows: list[dict[str, Any]], meta: dict[str, Any],
                      "one row each"}.get(meta.get("resolution", "image"), meta.get("resolution"))
     beside = meta.get("paper")
     columns = COLUMNS + (PAPER_COLUMNS if beside else ())
-    lines = [f"# Evaluation: {meta.get('model', '')}", "", *([f"Code: {meta['code']}.", ""] if meta.get("code") else []),
+    code = [f"Code: {meta['code']}.", ""] if meta.get("code") else []
+    lines = [f"# Evaluation: {meta.get('model', '')}", "", *code,
              f"Scored at {where}; clustering: {meta.get('clusterer', '')}. "
              "Pixel metrics are means over forged images; image AUC and accuracy use one score "
              f"({meta.get('image_score', '')}, " + (f"forged above {meta['image_threshold']:g}"
