@@ -127,6 +127,17 @@ class FocalModule(L.LightningModule):
         """Features of a batch of images."""
         return self.extractor(images)
 
+    def features(self, batch: dict[str, Any]) -> Tensor:
+        """Features of an evaluation batch: of its images as they are (resized to the training size),
+        or, for a batch at native resolution (``tile``: one full-size image), stitched from
+        overlapping tiles of the training size (``focal_pl.extractors.tiles``)."""
+        if batch.get("tile"):
+            from focal_pl.extractors.tiles import tiled_features
+
+            return torch.cat([tiled_features(self.extractor, image[None], int(batch["tile"]))
+                              for image in batch["image"]])
+        return self(batch["image"])
+
     # ---------------------------------------------------------------- devices and set-up
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
@@ -216,8 +227,8 @@ class FocalModule(L.LightningModule):
     def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor] | None:
         if not self._usable(batch):
             return None
-        features = self(batch["image"])
-        if self.trainable:  # a fusion of trained, frozen extractors has no loss to report
+        features = self.features(batch)
+        if self.trainable and not batch.get("tile"):  # no loss for frozen fusions, nor on native-size masks
             loss = self.loss(features, batch["mask"])
             self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=len(features))
         return {"features": features.detach()}
@@ -236,7 +247,7 @@ class FocalModule(L.LightningModule):
         """Features of a batch of images (``PredictionWriter`` clusters and writes them)."""
         if not self._usable(batch):
             return None
-        return {"features": self(batch["image"]).detach()}
+        return {"features": self.features(batch).detach()}
 
     def on_validation_epoch_end(self) -> None:
         """One plateau step per validation, with the score the evaluation callback just logged."""

@@ -217,6 +217,7 @@ class Provenance(Callback):
             "seed": os.environ.get("PL_GLOBAL_SEED"), "code": code_version(), "versions": versions(),
             "hardware": hardware(trainer), "data": data_fingerprint(trainer.datamodule),
             "checkpoint": str(trainer.ckpt_path) if getattr(trainer, "ckpt_path", None) else None,
+            "image_size": getattr(trainer.datamodule, "image_size", None),
         }
         self.path = folder / RUN_FILE
         self._write(trainer)
@@ -240,7 +241,7 @@ class Provenance(Callback):
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         meta = dict(checkpoint.get("focal_pl") or {})
         meta["provenance"] = {**self.record, "state": f"running (checkpoint at step {trainer.global_step})",
-                              "step": trainer.global_step}
+                              "step": trainer.global_step, "wall_seconds": round(time.time() - self._started, 1)}
         checkpoint["focal_pl"] = meta
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

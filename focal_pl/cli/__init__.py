@@ -30,6 +30,8 @@ Experiments:
   ablate FILE                run an ablation set (configs/ablation/*.yaml) and tabulate it
 
 Other commands:
+  export RUN_OR_CKPT --out NAME.pt   a release file (weights-only, with a model card) for test / predict
+                             --weights, focal_pl.load(...); --official FILE converts the official FOCAL weights
   runs [FOLDER]              the runs under runs/ (or FOLDER): config, version, state, steps, best score, commit, date
   env                        the code version, package versions and machine a run here records in run.json
   data check SOURCE [ROOT]   decode every item of a data set (or verify a shard folder) and list its problems
@@ -63,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "configs":
         print(catalogue())
         return 0
+    if argv[0] == "export":
+        from focal_pl.cli.export import export_main
+
+        return export_main(argv[1:])
     if argv[0] in ("env", "runs"):
         from focal_pl.cli.info import env_main, runs_main
 

@@ -43,6 +43,43 @@ def resolve_config_args(argv: list[str]) -> list[str]:
     return out
 
 
+def with_release_config(argv: list[str]) -> list[str]:
+    """``--weights NAME.pt``: the release's model config (and its input size) as a config file laid
+    over the user's configs (options on the command line still win); kept in the user's cache so that
+    the processes a DDP launcher starts read the same file."""
+    value = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--weights"), None)
+    value = value or next((a.split("=", 1)[1] for a in argv if a.startswith("--weights=")), None)
+    if not value:
+        return argv
+    import yaml
+
+    from focal_pl.release import ReleaseError, read_release
+
+    try:
+        release = read_release(value)
+    except ReleaseError as error:
+        raise ValueError(f"weights: {error}") from error
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "focal-pl" / "releases"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def written(content: dict) -> str:
+        text = yaml.safe_dump(content)
+        config = cache / f"{hashlib.sha1(text.encode()).hexdigest()[:16]}.yaml"
+        if not config.is_file():
+            config.write_text(text)
+        return str(config)
+
+    # before the user's configs: the run layout (theirs may change it); after them: the model and the
+    # size it was trained at, which the release decides
+    logger = {"class_path": "focal_pl.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
+    base = written({"trainer": {"logger": logger}})
+    model = written({"model": release["model"], "data": {"image_size": int(release.get("image_size") or 1024)}})
+    configs = [i for i, a in enumerate(argv) if a in CONFIG_FLAGS or a.startswith("--config=")]
+    first = configs[0] if configs else 1
+    last = configs[-1] + (2 if argv[configs[-1]] in CONFIG_FLAGS else 1) if configs else 1
+    return [*argv[:first], "--config", base, *argv[first:last], "--config", model, *argv[last:]]
+
+
 class _DropTips(logging.Filter):
     """Lightning's advertisement for its cloud logger and the lines it prints on every run that say
     nothing about this one: the seed (config.yaml records it), which accelerators exist (the
@@ -122,6 +159,8 @@ def build_cli_class():
                                 help="run folder version (default: version_N + what the command line changes)")
             parser.add_argument("--run.allow_untrained", type=bool, default=False,
                                 help="let validate / test / predict score a model without a checkpoint")
+            parser.add_argument("--weights", type=str | None, default=None,
+                                help="a release file (focal-pl export): its model and weights, for test / predict")
             # the training augmentations pad back to the input size: one number, said once
             parser.link_arguments("data.image_size", "data.augmentations.init_args.pad_to")
 
@@ -190,7 +229,8 @@ def build_cli_class():
                 return
             save_dir = Path(args.get("save_dir") or config.trainer.get("default_root_dir") or "runs")
             given = args.get("name") if args.get("name") not in (None, "", "lightning_logs") else None
-            name = config.run.name or given or runfolders.run_name(argv)
+            weights = config.get("weights")
+            name = config.run.name or given or (Path(weights).stem if weights else runfolders.run_name(argv))
             runs = save_dir / name
             folder = None
             ckpt = config.get("ckpt_path")
@@ -244,6 +284,13 @@ def build_cli_class():
             """validate / test / predict without a checkpoint would score random weights: refuse,
             unless the extractor brings trained weights itself (a fusion of checkpoints, a weights
             file) or the user says it is on purpose."""
+            if config.get("weights") is not None:
+                if command == "fit":
+                    raise ValueError("weights: a release file is for test / predict / validate; to train from "
+                                     "pretrained weights give them to the extractor (its `weights` option)")
+                if config.get("ckpt_path") is not None:
+                    raise ValueError("weights: give a release file (--weights) or a checkpoint (--ckpt_path), not both")
+                return
             if command == "fit" or config.get("ckpt_path") is not None or config.run.allow_untrained:
                 return
             extractor = (config.get("model") or {}).get("init_args", {}).get("extractor") or {}
@@ -263,11 +310,21 @@ def build_cli_class():
                 except ValueError as error:
                     raise ConfigError(f"data.{error}") from error
 
+        def _load_release(self, command: str) -> None:
+            """``--weights NAME.pt``: the release's weights into the model its config built."""
+            weights = self.config[command].get("weights")
+            if weights:
+                from focal_pl.release import read_release
+
+                self.model.load_state_dict(read_release(weights)["weights"])
+
         def before_validate(self) -> None:
             self._check_data("validate")
+            self._load_release("validate")
 
         def before_predict(self) -> None:
             self._check_data("predict")
+            self._load_release("predict")
 
         def before_fit(self) -> None:
             self._check_data("fit")
@@ -281,6 +338,7 @@ def build_cli_class():
             """The overlap check compares the test sets with what the checkpoint's run trained and
             validated on (its saved config), not with this command's data section."""
             self._check_data("test")
+            self._load_release("test")
             ckpt = self.config.get("test", {}).get("ckpt_path")
             run = runfolders.run_of(Path(ckpt)) if ckpt else None
             if run is None or not hasattr(self.datamodule, "compare_with"):
@@ -326,7 +384,12 @@ def run_lightning(argv: list[str]):
     # The arguments go through sys.argv, not `args=`: DDP relaunches this command from sys.argv
     # on every other rank, so it must hold the resolved command line.
     program = sys.argv
-    sys.argv = [sys.argv[0], *resolve_config_args(argv)]
+    try:
+        resolved = with_release_config(resolve_config_args(argv))
+    except ValueError as error:
+        print(f"focal-pl {argv[0]}: {error}", file=sys.stderr)
+        raise ConfigError(str(error)) from error
+    sys.argv = [sys.argv[0], *resolved]
     try:
         return cli_class(
             FocalModule,

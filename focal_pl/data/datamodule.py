@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import os
 from pathlib import Path
@@ -38,7 +39,7 @@ class ForgeryDataset(Dataset):
     def __init__(
         self,
         sources: list[ForgerySource],
-        image_size: int,
+        image_size: int | None,
         augment: Augmentations | None = None,
         keep_full_mask: bool = False,
         substitute: bool = False,
@@ -140,6 +141,9 @@ class ForgeryDataModule(L.LightningDataModule):
             split (the official code validates on 1000 training-mix images), instead of ``val``;
             model selection then never sees a test set. Seeded, so every rank and every resumed run
             holds out the same items.
+        native_resolution: test and predict look at each image at its own resolution, not squashed
+            to ``image_size``: the extractor sees overlapping tiles of ``image_size`` pixels, stitched
+            into one feature map per image (one image per batch). Validation stays at ``image_size``.
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class ForgeryDataModule(L.LightningDataModule):
         test_degradations: list[str] | None = None,
         robustness: bool = False,
         val_split: int | None = None,
+        native_resolution: bool = False,
     ) -> None:
         super().__init__()
         for name, value, least in (("image_size", image_size, 1), ("batch_size", batch_size, 1),
@@ -177,6 +182,7 @@ class ForgeryDataModule(L.LightningDataModule):
         specs = robustness_grid() if robustness else (test_degradations or ["none"])
         self.degradations = [Degradation.parse(spec) for spec in specs]
         self.val_split = val_split
+        self.native_resolution = native_resolution
         if val_split is not None:
             if self.sources["val"]:
                 raise ValueError("data.val_split holds validation items out of data.train; set it or "
@@ -246,15 +252,24 @@ class ForgeryDataModule(L.LightningDataModule):
             substitute=training, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
         )
 
+    def _native(self, split: str) -> bool:
+        return self.native_resolution and split in ("test", "predict")
+
+    def _collate(self, split: str):
+        return functools.partial(collate, tile=self.image_size) if self._native(split) else collate
+
     def _loader(self, split: str) -> DataLoader:
         training = split == "train"
+        dataset = self.dataset(split)
+        if self._native(split):
+            dataset.image_size = None
         return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size if training else self.eval_batch_size,
+            dataset,
+            batch_size=1 if self._native(split) else self.batch_size if training else self.eval_batch_size,
             shuffle=training,
             drop_last=training,
             num_workers=self.num_workers,
-            collate_fn=collate,
+            collate_fn=self._collate(split),
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0 and training, worker_init_fn=ignore_stop_signals,
         )
@@ -287,11 +302,13 @@ class ForgeryDataModule(L.LightningDataModule):
         loaders = []
         for source in self.sources["test"]:
             for degradation in self.degradations:
-                dataset = ForgeryDataset([source], self.image_size, keep_full_mask=True,
+                dataset = ForgeryDataset([source], None if self._native("test") else self.image_size,
+                                         keep_full_mask=True,
                                          degradation=None if degradation.kind == "none" else degradation)
                 loaders.append(DataLoader(
-                    dataset, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
-                    collate_fn=collate, pin_memory=self.pin_memory and torch.cuda.is_available(),
+                    dataset, batch_size=1 if self._native("test") else self.eval_batch_size, shuffle=False,
+                    num_workers=self.num_workers, collate_fn=self._collate("test"),
+                    pin_memory=self.pin_memory and torch.cuda.is_available(),
                     worker_init_fn=ignore_stop_signals,
                 ))
         return loaders

@@ -30,7 +30,7 @@ def skipped_item(problems: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def prepare_item(
-    image: np.ndarray, mask: np.ndarray, name: str, image_size: int,
+    image: np.ndarray, mask: np.ndarray, name: str, image_size: int | None,
     augment: Augmentations | None = None, keep_full_mask: bool = False,
     degradation: Degradation | None = None, truth: bool = True, seed: int | None = None,
 ) -> dict[str, Any]:
@@ -45,14 +45,16 @@ def prepare_item(
         item["mask_full"] = torch.from_numpy(mask.astype(bool))
     if augment is not None:
         image, mask = augment(image, mask, seed)
-    image, mask = resize_pair(image, mask, image_size)
+    if image_size is not None:  # None: the image's own resolution (native inference by tiles)
+        image, mask = resize_pair(image, mask, image_size)
     item["image"] = image_to_tensor(image)
     item["mask"] = mask_to_tensor(mask)
     return item
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack images and masks, keep names and full-size masks as lists, count skipped items."""
+def collate(items: list[dict[str, Any]], tile: int | None = None) -> dict[str, Any]:
+    """Stack images and masks, keep names and full-size masks as lists, count skipped items.
+    ``tile``: the images are at their own resolution (one per batch), to be seen in tiles of that size."""
     good = [item for item in items if "image" in item]
     batch: dict[str, Any] = {"skipped": sum(item["skipped"] for item in items),
                              "problems": [p for item in items for p in item.get("problems", ())]}
@@ -65,4 +67,6 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch["truth"] = [item["truth"] for item in good]
     if "mask_full" in good[0]:
         batch["mask_full"] = [item["mask_full"] for item in good]
+    if tile is not None:
+        batch["tile"] = tile
     return batch
