@@ -22,7 +22,7 @@ import torch
 
 from focal_pl.clustering import Clusterer, resize_mask
 from focal_pl.metrics import pixel_scores
-from focal_pl.runs import machine as run_machine
+from focal_pl.provenance import machine as run_machine
 
 RESULTS = Path(__file__).parent / "results"
 RULES = [(noise, single) for single in (False, True) for noise in ("nearest", "forged", "pristine")]

@@ -25,8 +25,8 @@ from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
 from focal_pl.clustering.fast_hdbscan import ambiguous_points, hdbscan_labels, hdbscan_labels_batch
-from focal_pl.runs import machine as run_machine
-from focal_pl.runs import machine_line
+from focal_pl.provenance import machine as run_machine
+from focal_pl.provenance import machine_line
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = ((64, 256, 200, 16), (128, 256, 800, 4))  # side, channels, min_cluster_size, batch

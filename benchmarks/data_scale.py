@@ -515,7 +515,7 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS), help="where data_scale.json and .md go")
     parser.add_argument("--note", default="", help="a note for the results, e.g. other work sharing the cores")
     args = parser.parse_args()
-    from focal_pl.runs import machine, machine_line
+    from focal_pl.provenance import machine, machine_line
 
     work = Path(args.work)
     raw, shards = work / "raw", work / "shards"

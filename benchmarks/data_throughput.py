@@ -25,7 +25,7 @@ from focal_pl.data.shards import ShardFolder, StreamItem, write_shards
 from focal_pl.data.sources import FolderPairs
 from focal_pl.data.synthetic import PhotoPool, random_region
 from focal_pl.data.transforms import Augmentations
-from focal_pl.runs import machine as run_machine
+from focal_pl.provenance import machine as run_machine
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from focal_pl.runs import machine, machine_line
+from focal_pl.provenance import machine, machine_line
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = {  # extractor overrides of vit.yaml

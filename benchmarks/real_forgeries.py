@@ -47,7 +47,7 @@ from focal_pl.evaluation.scoring import score_batch
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
 from focal_pl.metrics import image_auc
-from focal_pl.runs import machine, machine_line
+from focal_pl.provenance import machine, machine_line
 from loss_learning import d4  # the same batch augmentation as the loss benchmark (benchmarks/ is on the path)
 
 RESULTS = Path(__file__).parent / "results"

@@ -23,7 +23,7 @@ from focal_pl.clustering import Clusterer
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.metrics import ForgeryLocalizationMetrics
-from focal_pl.runs import machine as run_machine
+from focal_pl.provenance import machine as run_machine
 
 RESULTS = Path(__file__).parent / "results"
 LOSSES = {

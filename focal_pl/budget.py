@@ -15,6 +15,8 @@ import math
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from focal_pl.internals import set_max_steps
+
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +52,7 @@ class TrainingBudget(Callback):
         per_step = self.images_per_step(trainer)
         if self.images is not None:
             self.steps = math.ceil(self.images / per_step)
-            trainer.fit_loop.epoch_loop.max_steps = self.steps  # what trainer.max_steps reads
+            set_max_steps(trainer, self.steps)
             trainer.fit_loop.max_epochs = -1  # the budget, not an epoch count, ends the run
         if self.validate_every is not None:
             self.validation_steps = max(1, math.ceil(self.validate_every / per_step))

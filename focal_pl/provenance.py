@@ -110,6 +110,30 @@ def hardware(trainer: L.Trainer | None = None) -> dict[str, Any]:
     return out
 
 
+def machine() -> dict[str, Any]:
+    """What a measurement ran on, written next to every figure: OS, CPU, cores, versions, GPU, date."""
+    import multiprocessing
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "platform": platform.platform(), "processor": cpu_model(),
+        "cpu_count": multiprocessing.cpu_count(), "threads": torch.get_num_threads(),
+        "python": sys.version.split()[0], "torch": torch.__version__, "gpu": gpu,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "code": versions_line(),
+    }
+
+
+def machine_line(info: dict[str, Any] | None = None) -> str:
+    """One readable line of ``machine()`` for the head of a results table: the machine, then the
+    commit and the main versions."""
+    info = info or machine()
+    where = info["gpu"] or f"{info['processor']}, {info['cpu_count']} cores ({info['threads']} threads)"
+    code = f" Code: {info['code']}." if info.get("code") else ""
+    return f"Machine: {where}, {info['platform']}, torch {info['torch']}, {info['date']}.{code}"
+
+
 def environment() -> dict[str, Any]:
     """The code, the versions and the machine (``focal-pl env``)."""
     return {"code": code_version(), "versions": versions(), "hardware": hardware()}

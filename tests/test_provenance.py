@@ -128,7 +128,7 @@ def test_env_prints_the_code_versions_and_machine():
 
 def test_results_tables_name_the_code_they_came_from():
     from focal_pl.provenance import versions_line
-    from focal_pl.runs import machine_line
+    from focal_pl.provenance import machine_line
 
     line = machine_line()
     assert versions_line() in line and "focal-pl " in line and "torch " in line

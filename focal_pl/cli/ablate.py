@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from focal_pl.cli.runner import added_to_every_run, resolve_file, run_one, write_results
-from focal_pl.runs import machine_line
+from focal_pl.provenance import machine_line
 from focal_pl.shipped import configs_dir, resolve_config
 
 

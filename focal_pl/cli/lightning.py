@@ -118,7 +118,9 @@ def build_cli_class():
     from focal_pl.cli import runfolders
     from focal_pl.cli.errors import ConfigError, one_line
     from focal_pl.evaluation import ClusterEvaluator, PredictionWriter, TestReport
-    from focal_pl.runs import LogProgress, run_dir
+    from focal_pl.internals import option_names
+    from focal_pl.progress import LogProgress
+    from focal_pl.runs import run_dir
 
     class SaveAndLogConfig(SaveConfigCallback):
         """Writes config.yaml to the run folder and gives every logger the whole resolved config
@@ -170,12 +172,7 @@ def build_cli_class():
             try:
                 super().parse_arguments(parser, args)
             except ArgumentError as error:
-                known = [a.dest for a in getattr(parser, "_actions", [])]
-                for action in getattr(parser, "_actions", []):  # the subcommands' options too
-                    for sub in getattr(action, "choices", None) or {}:
-                        sub_parser = action.choices[sub]
-                        known += [a.dest for a in getattr(sub_parser, "_actions", [])]
-                raise ConfigError(one_line(error, None, known, sys.argv)) from error
+                raise ConfigError(one_line(error, None, option_names(parser), sys.argv)) from error
 
         def instantiate_classes(self) -> None:
             try:
@@ -329,8 +326,7 @@ def build_cli_class():
         def before_fit(self) -> None:
             self._check_data("fit")
             # torch has SyncBatchNorm for GPUs only; say which setting to change (hrnet.yaml sets it)
-            strategy = self.trainer.strategy
-            if getattr(strategy, "_layer_sync", None) is not None and strategy.root_device.type == "cpu":
+            if self.config["fit"]["trainer"].get("sync_batchnorm") and self.trainer.strategy.root_device.type == "cpu":
                 raise ConfigError("trainer.sync_batchnorm: needs GPUs (torch has no CPU SyncBatchNorm); "
                                   "on CPU processes add --trainer.sync_batchnorm false")
 
@@ -351,12 +347,14 @@ def build_cli_class():
                 return
             self.datamodule.compare_with(trained, str(run / "config.yaml"))
 
-        def _instantiate_trainer(self, config, callbacks):
+        def instantiate_trainer(self, **kwargs):
             # a log file gets a line every few steps, not a progress bar redrawn on every step
-            if not sys.stdout.isatty() and config.get("enable_progress_bar") is not False:
-                config = {**config, "enable_progress_bar": False}
-                callbacks = [*callbacks, LogProgress(every=max(1, int(config.get("log_every_n_steps") or 50)))]
-            return super()._instantiate_trainer(config, callbacks)
+            trainer = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
+            if not sys.stdout.isatty() and trainer.get("enable_progress_bar") is not False:
+                every = max(1, int(trainer.get("log_every_n_steps") or 50))
+                kwargs = {"enable_progress_bar": False,
+                          "callbacks": [*(trainer.get("callbacks") or []), LogProgress(every=every)], **kwargs}
+            return super().instantiate_trainer(**kwargs)
 
         def _parse_ckpt_path(self) -> None:
             # Lightning replaces the model config by the checkpoint's hyperparameters, which would

@@ -42,14 +42,13 @@ def describe_extractor(extractor: Any) -> dict[str, Any]:
     return {"class": type(extractor).__name__, "parameters": int(count)}
 
 
-def is_final_step(trainer: L.Trainer) -> bool:
+def is_final_step(trainer: L.Trainer, batch_idx: int) -> bool:
     """Whether the training batch that just ended is the run's last (by max_steps or max_epochs)."""
     if 0 < trainer.max_steps <= trainer.global_step:
         return True
-    epoch_loop = trainer.fit_loop.epoch_loop
     last_epoch = trainer.max_epochs is not None and trainer.max_epochs > 0 \
         and trainer.current_epoch >= trainer.max_epochs - 1
-    return bool(last_epoch and epoch_loop.batch_progress.is_last_batch)
+    return bool(last_epoch and batch_idx + 1 >= trainer.num_training_batches)
 
 
 class ClusterEvaluator(Callback):
@@ -115,9 +114,10 @@ class ClusterEvaluator(Callback):
         if self.record["history"] or self.record["untrained"]:  # resumed: the file says what the checkpoint holds
             self._write(trainer)
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
         # Lightning validates when asked to stop early: asking at the last step validates it
-        if self.final_validation and is_final_step(trainer):
+        if self.final_validation and is_final_step(trainer, batch_idx):
             trainer.should_stop = True
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
