@@ -3,7 +3,7 @@ for every (noise rule x allow_single_cluster) pair, and k-means for reference.
 
 Two kinds of input:
 - synthetic FOCAL-like feature maps (64 x 64 x 256: a pristine cluster, one or two forged
-  clusters, stray points; authentic maps have one cluster), as FOCAL.md section 4 measured;
+  clusters, stray points; authentic maps have one cluster), as docs/method.md section 4 measured;
 - with ``--checkpoint``, a trained model's features of synthetic splices and of authentic images.
 
     python benchmarks/clustering_rules.py [--checkpoint runs/demo/version_0/checkpoints/last.ckpt]

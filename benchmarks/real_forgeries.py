@@ -43,7 +43,9 @@ from focal_pl.data.sources import CASIA
 from focal_pl.data.synthetic import PhotoPool
 from focal_pl.data.transforms import image_to_tensor, stack_source
 from focal_pl.evaluation.report import aggregate
-from focal_pl.evaluation.scoring import score_batch
+from focal_pl.data.batch import Batch
+from focal_pl.evaluation.scoring import Scorer
+
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
 from focal_pl.metrics import image_auc
@@ -133,21 +135,21 @@ def casia_batches(root: str, batch: int) -> list[dict]:
     for shape, items in sorted(by_shape.items()):
         for i in range(0, len(items), batch):
             part = items[i : i + batch]
-            out.append({
-                "image": torch.stack([image_to_tensor(im) for im, _, _ in part]),
-                "mask_full": [torch.from_numpy(m.astype(bool)) for _, m, _ in part],
-                "truth": [True] * len(part),
-                "size": [tuple(m.shape) for _, m, _ in part],
-                "name": [Path(meta["name"]).stem for _, _, meta in part],
-            })
+            out.append(Batch(
+                image=torch.stack([image_to_tensor(im) for im, _, _ in part]),
+                mask_full=[torch.from_numpy(m.astype(bool)) for _, m, _ in part],
+                truth=[True] * len(part),
+                size=[tuple(m.shape) for _, m, _ in part],
+                name=[Path(meta["name"]).stem for _, _, meta in part],
+            ))
     return out
 
 
 def synthetic_batches(data: dict, batch: int) -> list[dict]:
     images, masks = data["images"], data["masks"]
-    return [{"image": images[i : i + batch].float().div(255), "mask_full": [m[0].bool() for m in masks[i : i + batch]],
-             "truth": [True] * len(images[i : i + batch]), "size": [tuple(m.shape[-2:]) for m in masks[i : i + batch]],
-             "name": [f"val{j}" for j in range(i, min(len(images), i + batch))]} for i in range(0, len(images), batch)]
+    return [Batch(image=images[i : i + batch].float().div(255), mask_full=[m[0].bool() for m in masks[i : i + batch]],
+                  truth=[True] * len(images[i : i + batch]), size=[tuple(m.shape[-2:]) for m in masks[i : i + batch]],
+                  name=[f"val{j}" for j in range(i, min(len(images), i + batch))]) for i in range(0, len(images), batch)]
 
 
 # ---------------------------------------------------------------- training
@@ -195,6 +197,15 @@ def train(method: str, seed: int, data: dict, args: dict) -> tuple[torch.nn.Modu
 
 # ---------------------------------------------------------------- evaluation
 
+def score_batch(features, masker, batch: Batch, image_method, set_name: str) -> list:
+    """Each image scored at its own size, with its pixel numbers."""
+    scorer = Scorer(masker, image_method=image_method)
+    scored = scorer.score(batch, scorer.cluster(features), "image", set_name)
+    for item in scored:
+        scorer.measure(item)
+    return scored
+
+
 
 @torch.no_grad()
 def score_model(module, extractor, method: str, batches: list[dict], maskers: dict, set_name: str) -> dict:
@@ -204,18 +215,17 @@ def score_model(module, extractor, method: str, batches: list[dict], maskers: di
     module.eval()
     rows: dict[str, list[dict]] = defaultdict(list)
     for batch in batches:
-        features = extractor(batch["image"])
+        features = extractor(batch.image)
         first = None
         for name, masker in maskers.items():
-            scored = score_batch(features, masker, batch, resolution="image",
-                                 image_method="heterogeneity" if first is None else None, set_name=set_name)
+            scored = score_batch(features, masker, batch, "heterogeneity" if first is None else None, set_name)
             if first is None:
                 first = scored
             for s, f in zip(scored, first):
                 s.result.image_score = f.result.image_score
                 rows[name].append(s.result.row())
         if method == "ce":
-            scored = score_batch(module.head(features), module.clusterer, batch, resolution="image", set_name=set_name)
+            scored = score_batch(module.head(features), module.clusterer, batch, None, set_name)
             for s, f in zip(scored, first):
                 s.result.image_score = f.result.image_score
                 rows["threshold"].append(s.result.row())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -20,20 +21,34 @@ from focal_pl.internals import set_max_steps
 log = logging.getLogger(__name__)
 
 
+def is_final_step(trainer: L.Trainer, batch_idx: int) -> bool:
+    """Whether the training batch that just ended is the run's last (by max_steps or max_epochs)."""
+    if 0 < trainer.max_steps <= trainer.global_step:
+        return True
+    last_epoch = trainer.max_epochs is not None and trainer.max_epochs > 0 \
+        and trainer.current_epoch >= trainer.max_epochs - 1
+    return bool(last_epoch and batch_idx + 1 >= trainer.num_training_batches)
+
+
 class TrainingBudget(Callback):
-    """Sets ``trainer.max_steps`` and ``trainer.val_check_interval`` from image counts at fit start.
+    """Sets ``trainer.max_steps`` and ``trainer.val_check_interval`` from image counts at fit start,
+    and validates a fit once more at its end when its last step was not a validation step (so every
+    run has a final score, of the model it ends with).
 
     Args:
         images: images to train on in all (None: the trainer's own ``max_steps`` / ``max_epochs``).
         validate_every: images between validations (None: the trainer's ``val_check_interval``).
+        final_validation: validate after the last training step when it was not a validation step.
     """
 
-    def __init__(self, images: int | None = None, validate_every: int | None = None) -> None:
+    def __init__(self, images: int | None = None, validate_every: int | None = None,
+                 final_validation: bool = True) -> None:
         for key, value in (("budget.images", images), ("budget.validate_every", validate_every)):
             if value is not None and value < 1:
                 raise ValueError(f"{key} must be a positive number of images, got {value}")
         self.images = images
         self.validate_every = validate_every
+        self.final_validation = final_validation
         self.steps: int | None = None
         self.validation_steps: int | None = None
 
@@ -61,3 +76,9 @@ class TrainingBudget(Callback):
         if trainer.is_global_zero:
             log.info("budget: %s images in %s steps of %d images, validating every %s steps",
                      self.images, self.steps, per_step, self.validation_steps)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # Lightning validates when asked to stop early: asking at the last step validates it
+        if self.final_validation and is_final_step(trainer, batch_idx):
+            trainer.should_stop = True

@@ -1,4 +1,4 @@
-"""Per-image pixel metrics (FOCAL.md section 6) and their data-set means as a torchmetrics Metric.
+"""Per-image pixel metrics (docs/method.md section 6) and their data-set means as a torchmetrics Metric.
 
 Per image, at threshold 0.5: macro F1 (mean of the forged- and pristine-class F1, the paper's),
 forged-class F1 (IMDL-BenCo's), IoU of the forged class. A class absent from both prediction and

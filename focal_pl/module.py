@@ -23,13 +23,12 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from focal_pl.checkpoint_io import read_checkpoint
 from focal_pl.clustering import Clusterer, Masker
+from focal_pl.data.batch import Batch
 from focal_pl.extractors.base import Extractor
 from focal_pl.losses import PixelLoss, SoftContrastiveLoss
 from focal_pl.schedulers import CosineToEnd, ValidationPlateau
 
 log = logging.getLogger(__name__)
-
-MODEL_INPUTS = ("image", "mask")  # the batch keys that go to the model's device; the rest stays on the host
 
 
 class FocalModule(L.LightningModule):
@@ -127,32 +126,25 @@ class FocalModule(L.LightningModule):
         """Features of a batch of images."""
         return self.extractor(images)
 
-    def features(self, batch: dict[str, Any]) -> Tensor:
+    def features(self, batch: Batch) -> Tensor:
         """Features of an evaluation batch: of its images as they are (resized to the training size),
         or, for a batch at native resolution (``tile``: one full-size image), stitched from
         overlapping tiles of the training size (``focal_pl.extractors.tiles``)."""
-        if batch.get("tile"):
+        if batch.tile:
             from focal_pl.extractors.tiles import tiled_features
 
-            return torch.cat([tiled_features(self.extractor, image[None], int(batch["tile"]))
-                              for image in batch["image"]])
-        return self(batch["image"])
+            return torch.cat([tiled_features(self.extractor, image[None], batch.tile) for image in batch.image])
+        return self(batch.image)
 
     # ---------------------------------------------------------------- devices and set-up
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """The one place where data changes device: the model inputs (``image``, ``mask``) go to the
-        model's device; truths at full size, names and sizes stay on the host, where the scoring
-        and the pictures use them (and where the masker returns its masks)."""
-        if not isinstance(batch, dict):
+        """The one place where data changes device: a ``Batch`` moves its model inputs (``image``,
+        ``mask``) to the model's device; truths at full size, names and sizes stay on the host,
+        where the scoring and the pictures use them (and where the masker returns its masks)."""
+        if not isinstance(batch, Batch):
             return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        moved = dict(batch)
-        for key in MODEL_INPUTS:
-            if key in moved:
-                moved[key] = moved[key].to(device, non_blocking=True)
-        if self.channels_last and "image" in moved:
-            moved["image"] = moved["image"].contiguous(memory_format=torch.channels_last)
-        return moved
+        return batch.to_device(device, channels_last=self.channels_last)
 
     def configure_model(self) -> None:
         """Batch-norm syncing, memory format and compilation, once the strategy is known (before
@@ -170,13 +162,14 @@ class FocalModule(L.LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         """The callbacks this module needs, for each kind the Trainer does not have already."""
+        from focal_pl.budget import TrainingBudget
         from focal_pl.checkpoints import RunCheckpoint, is_lightning_default
         from focal_pl.distributed import PeerWatch
-        from focal_pl.evaluation import ClusterEvaluator, PredictionWriter, TestReport
+        from focal_pl.evaluation import ClusterEvaluator, PredictionWriter, RunSummary, TestReport
         from focal_pl.provenance import Provenance
 
         present = {type(c) for c in self.trainer.callbacks}
-        needed = (ClusterEvaluator, TestReport, PredictionWriter, RunCheckpoint, Provenance,
+        needed = (ClusterEvaluator, RunSummary, TestReport, PredictionWriter, RunCheckpoint, Provenance, TrainingBudget,
                   *((PeerWatch,) if self.trainer.world_size > 1 else ()))
         added = [kind() for kind in needed if not any(issubclass(p, kind) for p in present)]
         if any(isinstance(c, RunCheckpoint) for c in added):  # the run's checkpoints, not Lightning's default
@@ -190,30 +183,31 @@ class FocalModule(L.LightningModule):
         if total != float("inf"):
             self.loss.set_total_steps(int(total))
 
-    def _usable(self, batch: dict[str, Any]) -> bool:
+    def _usable(self, batch: Batch) -> bool:
         """Count the batch's skipped items and warn once per file (loader workers stay silent, so a
         bad file met in every epoch, or by several workers, is reported once and counted each time)."""
-        self.skipped_items += int(batch.get("skipped", 0))
-        for where, reason in batch.get("problems", ()):
+        self.skipped_items += batch.skipped
+        for where, reason in batch.problems:
             if where not in self._reported:
                 self._reported.add(where)
                 log.warning("skipping %s: %s", where, reason)
-        return "image" in batch
+        return batch.usable
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
         usable = self._usable(batch)
         # every step, so that each logged point holds the exact count so far (summed over ranks)
-        self.log("data/skipped_items", float(self.skipped_items), reduce_fx="sum", sync_dist=True)
+        self.log("data/skipped_items", float(self.skipped_items), reduce_fx="sum", sync_dist=True,
+                 batch_size=max(1, len(batch)))
         if not usable:
             log.warning("training batch %d had no readable item; skipped", batch_idx)
             return None
-        features = self(batch["image"])
+        features = self(batch.image)
         self.loss.set_step(self.global_step)
-        loss = self.loss(features, batch["mask"])
+        loss = self.loss(features, batch.mask)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss is {loss.item()} at step {self.global_step} (batch {batch_idx}: "
-                f"{', '.join(batch['name'])}); lower the learning rate or check these inputs"
+                f"{', '.join(batch.name)}); lower the learning rate or check these inputs"
             )
         self.log("train/loss", loss, prog_bar=True, batch_size=len(features))
         return loss
@@ -224,26 +218,26 @@ class FocalModule(L.LightningModule):
 
     # ---------------------------------------------------------------- evaluation
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor] | None:
+    def _eval_step(self, batch: Batch, stage: str) -> dict[str, Tensor] | None:
         if not self._usable(batch):
             return None
         features = self.features(batch)
-        if self.trainable and not batch.get("tile"):  # no loss for frozen fusions, nor on native-size masks
-            loss = self.loss(features, batch["mask"])
+        if self.trainable and not batch.tile:  # no loss for frozen fusions, nor on native-size masks
+            loss = self.loss(features, batch.mask)
             self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=len(features))
         return {"features": features.detach()}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor] | None:
         """Features of a validation batch (``ClusterEvaluator`` clusters and scores them)."""
         return self._eval_step(batch, "val")
 
     def test_step(
-        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+        self, batch: Batch, batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, Tensor] | None:
         """Features of a test batch (``TestReport`` scores them); one loader per test set."""
         return self._eval_step(batch, "test")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor] | None:
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor] | None:
         """Features of a batch of images (``PredictionWriter`` clusters and writes them)."""
         if not self._usable(batch):
             return None

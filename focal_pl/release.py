@@ -292,21 +292,18 @@ class ReleasedModel:
         (bool mask H x W, uint8 score map H x W, image-level score = the predicted forged share),
         at the image's own size, by the same scoring path as ``focal-pl predict``. ``native``: take
         the features on tiles of the training size over the full-resolution image."""
-        from focal_pl.data.items import collate, prepare_item
-        from focal_pl.evaluation.scoring import cluster_maps, member_splits, score_batch
+        from focal_pl.data.batch import collate
+        from focal_pl.data.items import prepare_item
+        from focal_pl.evaluation.scoring import Scorer
 
         array = as_rgb_array(image)
         name = str(image) if isinstance(image, (str, Path)) else "image"
         item = prepare_item(array, np.zeros(array.shape[:2], np.uint8), name, None if native else self.image_size,
                             truth=False)
-        batch = collate([item])
-        if native:
-            batch["tile"] = self.image_size
         module = self.module
-        batch = module.transfer_batch_to_device(batch, module.device, 0)
-        features = module.features(batch)
-        maps, host = cluster_maps(features, module.clusterer, member_splits(module.extractor))
-        scored = score_batch(None, module.clusterer, batch, maps=maps, host_features=host)[0]
+        batch = collate([item], tile=self.image_size if native else None).to_device(module.device)
+        scorer = Scorer.of(module)
+        scored = scorer.score(batch, scorer.cluster(module.features(batch)))[0]
         return scored.image_mask, scored.image_score_map, float(scored.result.forged_share)
 
 

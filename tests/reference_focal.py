@@ -1,4 +1,4 @@
-"""An independent float64 NumPy reading of FOCAL.md sections 1-3, written from the spec's text with
+"""An independent float64 NumPy reading of docs/method.md sections 1-3, written from the spec's text with
 explicit sums (no shared code with focal_pl), to check the library's batched torch version."""
 
 from __future__ import annotations

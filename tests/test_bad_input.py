@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from focal_pl.data import decode
-from focal_pl.data.datamodule import ForgeryDataset, collate
+from focal_pl.data.batch import collate
+from focal_pl.data.datamodule import ForgeryDataset
 from focal_pl.data.decode import BadInput, read_image, read_mask
 from focal_pl.data.sources import FolderPairs
 
@@ -100,20 +101,20 @@ def test_corpus_loads_or_is_skipped_with_a_named_reason(tmp_path, monkeypatch):
     assert len(dataset) == len(expect) >= 13
     items = [dataset[i] for i in range(len(dataset))]
     batch = collate(items)
-    assert len(batch["problems"]) == batch["skipped"]
+    assert len(batch.problems) == batch.skipped
     skipped = [stem for stem, outcome in expect.items() if outcome not in ("ok", "authentic")]
-    assert batch["skipped"] == len(skipped) == 4
-    loaded = {Path(name).stem: i for i, name in enumerate(batch["name"])}
+    assert batch.skipped == len(skipped) == 4
+    loaded = {Path(name).stem: i for i, name in enumerate(batch.name)}
     for stem, outcome in expect.items():
         if outcome in ("ok", "authentic"):
-            full = batch["mask_full"][loaded[stem]].numpy()
+            full = batch.mask_full[loaded[stem]].numpy()
             expected = TRUTH.copy() if outcome == "ok" else np.zeros_like(TRUTH)
             if stem == "mask_antialiased":
                 expected[4] = 0  # its top edge is 100/255: less than half forged
             assert full.shape == (H, W), stem
             assert np.array_equal(full, expected), stem
         else:
-            line = next(f"{where}: {reason}" for where, reason in batch["problems"] if f"{stem}." in where)
+            line = next(f"{where}: {reason}" for where, reason in batch.problems if f"{stem}." in where)
             assert str(tmp_path / "images") in line and outcome in line, line
 
 

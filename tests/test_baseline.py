@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from focal_pl.baseline import PixelClassifier, ThresholdMasker
+from focal_pl.data.batch import Batch
 from focal_pl.cli import run_lightning
 from focal_pl.extractors import ForensicCNN, HRNet
 from focal_pl.losses import PixelBCELoss
@@ -72,7 +73,7 @@ def test_pixel_classifier_learns_a_pixel_cue_and_masks_without_clustering():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
-    out = model.validation_step({"image": images, "mask": masks, "name": ["a", "b", "c", "d"]}, 0)
+    out = model.validation_step(Batch(image=images, mask=masks, name=["a", "b", "c", "d"]), 0)
     assert out["features"].shape == (4, 1, 8, 8)
     mask, _ = model.clusterer(out["features"][0])
     truth = downsample_mask(masks[:1], (8, 8))[0]

@@ -70,7 +70,7 @@ def test_shipped_configs_resolve_with_print_config(name, capsys, tmp_path, monke
     assert checkpoint["init_args"]["monitor"] == "val/score" and checkpoint["init_args"]["mode"] == "max"
     if name != "demo.yaml":  # the paper's setting, from the shared trainer and data sections
         assert config["trainer"]["precision"] == "bf16-mixed"
-        assert config["budget"] == {"images": 760000, "validate_every": 10000}
+        assert config["budget"] == {"images": 760000, "validate_every": 10000, "final_validation": True}
         assert config["data"]["image_size"] == 1024 and config["data"]["val_split"] == 1000
 
 

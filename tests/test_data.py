@@ -129,9 +129,9 @@ class Flaky(ForgerySource):
 def test_bad_items_are_reported_skipped_and_counted():
     module = ForgeryDataModule(train=Flaky(), val=Flaky(), image_size=32, batch_size=3, num_workers=0)
     batches = list(module.val_dataloader())
-    assert sum(b["skipped"] for b in batches) == 3
-    assert sum(len(b["name"]) for b in batches if "image" in b) == 6
-    problems = [p for b in batches for p in b["problems"]]
+    assert sum(b.skipped for b in batches) == 3
+    assert sum(len(b.name) for b in batches if b.usable) == 6
+    problems = [p for b in batches for p in b.problems]
     assert ("/data/flaky/img_3.jpg", "truncated JPEG") in problems and len(problems) == 3
 
 
@@ -140,13 +140,13 @@ def test_datamodule_batches_train_and_eval_splits():
     module = ForgeryDataModule(train=data, val=[data, data], image_size=64, batch_size=4, num_workers=0,
                                augmentations=Augmentations(pad_to=64))
     train = next(iter(module.train_dataloader()))
-    assert train["image"].shape == (4, 3, 64, 64) and train["mask"].shape == (4, 1, 64, 64)
-    assert train["image"].dtype == torch.float32 and 0 <= train["image"].min() and train["image"].max() <= 1
-    assert set(train["mask"].unique().tolist()) <= {0.0, 1.0} and "mask_full" not in train
+    assert train.image.shape == (4, 3, 64, 64) and train.mask.shape == (4, 1, 64, 64)
+    assert train.image.dtype == torch.float32 and 0 <= train.image.min() and train.image.max() <= 1
+    assert set(train.mask.unique().tolist()) <= {0.0, 1.0} and train.mask_full is None
     val = list(module.val_dataloader())
-    assert sum(len(b["name"]) for b in val) == 12
+    assert sum(len(b.name) for b in val) == 12
     first = val[0]
-    assert [tuple(m.shape) for m in first["mask_full"]] == [data[i][1].shape for i in range(4)]
+    assert [tuple(m.shape) for m in first.mask_full] == [data[i][1].shape for i in range(4)]
     with pytest.raises(ValueError, match="no 'test' sources"):
         module.test_dataloader()
     assert isinstance(module.dataset("val"), ForgeryDataset)
@@ -155,9 +155,9 @@ def test_datamodule_batches_train_and_eval_splits():
 def test_training_batches_keep_their_size_when_items_are_bad():
     module = ForgeryDataModule(train=Flaky(), image_size=32, batch_size=3, num_workers=0)
     batches = list(module.train_dataloader())
-    assert len(batches) == 3 and all(len(b["name"]) == 3 for b in batches)
-    assert sum(b["skipped"] for b in batches) >= 3
-    assert not {"img_0", "img_3", "img_6"} & {n for b in batches for n in b["name"]}
+    assert len(batches) == 3 and all(len(b.name) == 3 for b in batches)
+    assert sum(b.skipped for b in batches) >= 3
+    assert not {"img_0", "img_3", "img_6"} & {n for b in batches for n in b.name}
 
 
 def pairs_folder(root, n: int, seed: int = 0):

@@ -248,7 +248,8 @@ class FixedMasker:
 def test_grid_scoring_brings_the_truth_to_the_grid_as_the_official_code_does():
     import cv2
 
-    from focal_pl.evaluation.scoring import score_batch
+    from focal_pl.data.batch import Batch
+    from focal_pl.evaluation.scoring import Scorer
 
     truth = torch.zeros(100, 140, dtype=torch.bool)
     truth[20:61, 30:97] = True
@@ -256,8 +257,11 @@ def test_grid_scoring_brings_the_truth_to_the_grid_as_the_official_code_does():
     tiny[50:52, 70:72] = True  # a forgery that vanishes on a 16 x 16 grid
     predicted = torch.zeros(16, 16, dtype=torch.bool)
     predicted[3:10, 4:11] = True
-    batch = {"name": ["a", "b"], "size": [(100, 140)] * 2, "truth": [True, True], "mask_full": [truth, tiny]}
-    scored = score_batch(torch.zeros(2, 4, 16, 16), FixedMasker(predicted), batch, resolution="grid")
+    batch = Batch(name=["a", "b"], size=[(100, 140)] * 2, truth=[True, True], mask_full=[truth, tiny])
+    scorer = Scorer(FixedMasker(predicted))
+    scored = scorer.score(batch, scorer.cluster(torch.zeros(2, 4, 16, 16)), resolution="grid")
+    for item in scored:
+        scorer.measure(item)
     official = cv2.resize(truth.numpy().astype(np.uint8) * 255, (16, 16), interpolation=cv2.INTER_LINEAR) > 127
     expected = f1_score(official.ravel(), predicted.numpy().ravel(), average="macro")
     assert scored[0].result.f1 == pytest.approx(expected, abs=1e-12)

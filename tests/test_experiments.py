@@ -272,7 +272,7 @@ def test_a_run_that_never_validated_is_failed_not_nan_ok(tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     code = sweep_main(["temperature", "--count", "1", "--out", str(out), "--config", TINY, "--trainer.max_steps", "1",
                        "--trainer.val_check_interval", "3", "--trainer.num_sanity_val_steps", "0",
-                       "--evaluation.final_validation", "false"])
+                       "--budget.final_validation", "false"])
     assert code == 1
     row = json.loads((out / "sweep_results.json").read_text())[0]
     assert row["returncode"] == 0 and row["status"] == "failed: no validation ran (no score)"

@@ -54,7 +54,7 @@ def test_default_scl_learns_where_the_literal_reading_does_not(splices):
     before, after = train(SoftContrastiveLoss(), splices)
     assert before < 0.55 and after > before + 0.15, (before, after)
     _, literal = train(SoftContrastiveLoss(coefficients="fcm"), splices)
-    assert literal < after - 0.1, (literal, after)  # FOCAL.md: W ~ 0.5 on an untrained model
+    assert literal < after - 0.1, (literal, after)  # docs/method.md: W ~ 0.5 on an untrained model
 
 
 @pytest.mark.slow

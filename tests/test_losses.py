@@ -87,7 +87,7 @@ def ref_centers(f, w):
 
 
 def test_default_coefficients_do_not_collapse():
-    """FOCAL.md: 1000 unit features, 20% shifted by 2.0 along one direction, 256 dims."""
+    """docs/method.md: 1000 unit features, 20% shifted by 2.0 along one direction, 256 dims."""
     g = torch.Generator().manual_seed(0)
     f = unit(torch.randn(1000, 256, generator=g))
     f[:200, 0] += 2.0

@@ -3,6 +3,8 @@ where each tensor lives, the plateau rule, compilation, and a plain Trainer with
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 from pathlib import Path
@@ -14,6 +16,7 @@ import torch
 from focal_pl.clustering import Clusterer
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import InfoNCELoss, PixelLoss, SoftContrastiveLoss
+from focal_pl.data.batch import Batch
 from focal_pl.module import FocalModule
 from focal_pl.schedulers import ValidationPlateau
 
@@ -25,8 +28,8 @@ def tiny() -> ForensicCNN:
 def batch(n=2, side=32):
     masks = torch.zeros(n, 1, side, side)
     masks[:, :, 4:16, 8:20] = 1
-    return {"image": torch.rand(n, 3, side, side), "mask": masks, "name": [f"im{i}" for i in range(n)],
-            "skipped": 0}
+    return Batch(image=torch.rand(n, 3, side, side), mask=masks, name=[f"im{i}" for i in range(n)],
+                 size=[(side, side)] * n, truth=[True] * n)
 
 
 def test_defaults_are_the_papers():
@@ -73,7 +76,7 @@ def test_non_finite_loss_stops_naming_step_and_batch():
 
 def test_an_all_skipped_batch_is_counted_and_ignored():
     module = FocalModule(tiny(), loss=InfoNCELoss())
-    assert module.training_step({"skipped": 3}, 0) is None
+    assert module.training_step(Batch(skipped=3), 0) is None
     assert module.skipped_items == 3
     assert torch.isfinite(module.training_step(batch(), 1))
 
@@ -90,23 +93,23 @@ def test_only_the_model_inputs_change_device():
     """The bug of the first GPU run: the truth went to the GPU with the batch while the clustered
     prediction came back on the CPU. Here the truth and the metadata stay on the host whatever the
     device (``meta`` stands in for a GPU: a device other than the host's)."""
-    host = {**batch(2), "mask_full": [torch.ones(40, 50, dtype=torch.bool)] * 2, "size": [(40, 50)] * 2,
-            "truth": [True, True], "problems": []}
+    host = dataclasses.replace(batch(2), mask_full=[torch.ones(40, 50, dtype=torch.bool)] * 2, size=[(40, 50)] * 2)
     moved = FocalModule(tiny()).transfer_batch_to_device(host, torch.device("meta"), 0)
-    assert moved["image"].device.type == "meta" and moved["mask"].device.type == "meta"
-    assert all(m.device.type == "cpu" for m in moved["mask_full"])
-    assert moved["name"] == host["name"] and moved["size"] == host["size"]
-    assert host["image"].device.type == "cpu"  # the loader's batch itself is left as it was
+    assert moved.image.device.type == "meta" and moved.mask.device.type == "meta"
+    assert all(m.device.type == "cpu" for m in moved.mask_full)
+    assert moved.name == host.name and moved.size == host.size
+    assert host.image.device.type == "cpu"  # the loader's batch itself is left as it was
     last = FocalModule(tiny(), channels_last=True).transfer_batch_to_device(host, torch.device("cpu"), 0)
-    assert last["image"].is_contiguous(memory_format=torch.channels_last)
+    assert last.image.is_contiguous(memory_format=torch.channels_last)
+    assert host.host_copy().image is None and host.host_copy().mask is None  # what a host thread keeps
 
 
 def test_a_bad_file_is_warned_about_once_and_counted_every_time(caplog):
     module = FocalModule(tiny(), loss=InfoNCELoss())
-    bad = {"skipped": 2, "problems": [("a.jpg", "truncated"), ("b.png", "empty file")]}
+    bad = Batch(skipped=2, problems=[("a.jpg", "truncated"), ("b.png", "empty file")])
     with caplog.at_level(logging.WARNING, logger="focal_pl.module"):
         for _ in range(3):  # three epochs meet the same two files
-            module.training_step(dict(bad), 0)
+            module.training_step(bad, 0)
     assert module.skipped_items == 6
     assert caplog.text.count("skipping a.jpg: truncated") == 1 and caplog.text.count("b.png") == 1
 
@@ -127,7 +130,7 @@ def test_compiled_extractor_gives_the_eager_numbers():
     losses = []
     for module in (eager, compiled):
         module.train()
-        loss = module.loss(module(data["image"]), data["mask"])
+        loss = module.loss(module(data.image), data.mask)
         loss.backward()
         losses.append((loss.detach(), [p.grad.clone() for p in module.extractor.parameters()]))
     assert torch.allclose(losses[0][0], losses[1][0], atol=1e-5)

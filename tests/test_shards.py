@@ -231,15 +231,15 @@ def test_weighted_streaming_batches_and_mid_epoch_resume(shards, tmp_path):
     assert len(first) == 16  # 16 + 16 items: equal shares, the larger folder seen once
     iterator = iter(first)
     seen = [next(iterator) for _ in range(3)]
-    assert all(b["image"].shape == (2, 3, 32, 32) and b["mask"].shape == (2, 1, 32, 32) for b in seen)
+    assert all(b.image.shape == (2, 3, 32, 32) and b.mask.shape == (2, 1, 32, 32) for b in seen)
     state = first.state_dict()
-    rest = [b["name"] for b in iterator]
-    everything = [n for b in seen for n in b["name"]] + [n for b in rest for n in b]
+    rest = [b.name for b in iterator]
+    everything = [n for b in seen for n in b.name] + [n for b in rest for n in b]
     synthetic = sum(n.startswith("synthetic-9") for n in everything)
     assert synthetic == 16 and len(set(n for n in everything if n.startswith("synthetic-9"))) == 16
     resumed = loader()
     resumed.load_state_dict(state)
-    assert [b["name"] for b in resumed] == rest  # the epoch goes on where it stopped
+    assert [b.name for b in resumed] == rest  # the epoch goes on where it stopped
 
 
 def test_data_check_lists_problems_with_exit_code(tmp_path, capsys):
@@ -325,10 +325,10 @@ def test_data_check_names_each_kind_of_damage(shards, tmp_path, capsys, how):
 def epoch_names(loader) -> tuple[list[str], list[tuple[str, str]], int]:
     names, problems, skipped = [], [], 0
     for batch in loader:
-        assert batch["image"].shape[0] == loader.batch_size  # substitutes keep batches whole
-        names += batch["name"]
-        problems += batch["problems"]
-        skipped += batch["skipped"]
+        assert batch.image.shape[0] == loader.batch_size  # substitutes keep batches whole
+        names += batch.name
+        problems += batch.problems
+        skipped += batch.skipped
     return names, problems, skipped
 
 
@@ -412,7 +412,7 @@ class NameRecorder:
 
         class _Callback(Callback):
             def on_train_batch_start(self, trainer, module, batch, batch_idx):
-                recorder.names.append(tuple(batch["name"]))
+                recorder.names.append(tuple(batch.name))
 
         self.names: list[tuple[str, ...]] = []
         self.callback = _Callback()

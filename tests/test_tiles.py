@@ -68,8 +68,8 @@ def test_native_resolution_keeps_each_image_its_size(tmp_path):
         Image.fromarray(np.zeros((*size, 3), np.uint8)).save(tmp_path / f"{i}.png")
     module = ForgeryDataModule(predict=ImageFolder(str(tmp_path)), image_size=32, num_workers=0, native_resolution=True)
     batches = list(module.predict_dataloader())
-    assert [tuple(b["image"].shape) for b in batches] == [(1, 3, 50, 70), (1, 3, 90, 40)]
-    assert all(b["tile"] == 32 for b in batches)
+    assert [tuple(b.image.shape) for b in batches] == [(1, 3, 50, 70), (1, 3, 90, 40)]
+    assert all(b.tile == 32 for b in batches)
     squashed = ForgeryDataModule(predict=ImageFolder(str(tmp_path)), image_size=32, num_workers=0)
-    assert [tuple(b["image"].shape) for b in squashed.predict_dataloader()] == [(2, 3, 32, 32)]
-    assert "tile" not in next(iter(squashed.predict_dataloader()))
+    assert [tuple(b.image.shape) for b in squashed.predict_dataloader()] == [(2, 3, 32, 32)]
+    assert next(iter(squashed.predict_dataloader())).tile is None

@@ -127,7 +127,7 @@ def ablation_table(rows: list[dict[str, Any]], subcommand: str, paper_table: str
     """The Markdown table: one row per variant (the paper's row name, or the variant's, marked
     extra); failed runs show '-' and their status, never a number."""
     from focal_pl.evaluation import paper
-    from focal_pl.evaluation.validation import parameters
+    from focal_pl.evaluation.summary import parameters
 
     forged, pristine = set_columns(rows)
     resolution = "grid"

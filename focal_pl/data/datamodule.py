@@ -15,7 +15,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from focal_pl.data.degradations import Degradation, robustness_grid
 from focal_pl.data.sampling import ResumableDataLoader, ResumableSampler, decode_index, ignore_stop_signals
-from focal_pl.data.items import collate, prepare_item, problem, skipped_item
+from focal_pl.data.batch import collate
+from focal_pl.data.items import prepare_item, problem, skipped_item
 from focal_pl.data.shards import StreamItem, StreamingShards
 from focal_pl.data.overlap import find_overlaps
 from focal_pl.data.sources import ForgerySource

@@ -50,23 +50,3 @@ def prepare_item(
     item["image"] = image_to_tensor(image)
     item["mask"] = mask_to_tensor(mask)
     return item
-
-
-def collate(items: list[dict[str, Any]], tile: int | None = None) -> dict[str, Any]:
-    """Stack images and masks, keep names and full-size masks as lists, count skipped items.
-    ``tile``: the images are at their own resolution (one per batch), to be seen in tiles of that size."""
-    good = [item for item in items if "image" in item]
-    batch: dict[str, Any] = {"skipped": sum(item["skipped"] for item in items),
-                             "problems": [p for item in items for p in item.get("problems", ())]}
-    if not good:
-        return batch
-    batch["image"] = torch.stack([item["image"] for item in good])
-    batch["mask"] = torch.stack([item["mask"] for item in good])
-    batch["name"] = [item["name"] for item in good]
-    batch["size"] = [tuple(item["size"]) for item in good]
-    batch["truth"] = [item["truth"] for item in good]
-    if "mask_full" in good[0]:
-        batch["mask_full"] = [item["mask_full"] for item in good]
-    if tile is not None:
-        batch["tile"] = tile
-    return batch

@@ -1116,7 +1116,7 @@ class StreamingShards:
         """The training DataLoader of rank ``rank`` of ``replicas``: items made by ``transform``
         (a ``StreamItem``), ``batch_size`` per batch, equal batch counts on every rank; its
         ``state_dict`` resumes mid-epoch."""
-        from focal_pl.data.items import collate
+        from focal_pl.data.batch import collate
         from focal_pl.data.sampling import ResumableDataLoader
 
         dataset = ShardStream(self.folders(), transform, seed=self.seed)

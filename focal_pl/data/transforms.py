@@ -18,7 +18,7 @@ OFFICIAL_NOISE_STD = (10**0.5 / 255, 50**0.5 / 255)  # GaussNoise(var_limit=(10,
 
 
 class Augmentations:
-    """FOCAL.md section 7, as the official code's ``main.py``: with probability ``p``: random downscale
+    """docs/method.md section 7, as the official code's ``main.py``: with probability ``p``: random downscale
     (0.5-1.0) and pad to ``pad_to``, one of flips / rot90 / transpose, JPEG (quality 50-95), and with
     ``distort_p`` one of blur / noise / colour / elastic-grid distortions. The mask follows every
     geometric change. Every range is the official one (its albumentations 1.x defaults translated to

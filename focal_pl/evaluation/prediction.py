@@ -27,14 +27,13 @@ from PIL import Image
 from focal_pl.clustering.image_score import ImageScore
 from focal_pl.evaluation.files import UniqueStems, gather_rows
 from focal_pl.evaluation.report import LEGEND
-from focal_pl.evaluation.scoring import cluster_maps, member_splits, score_batch
+from focal_pl.data.batch import Batch
+from focal_pl.evaluation.scoring import Clustered, Scorer
 from focal_pl.masks import Resize
 from focal_pl.runs import run_dir
 from focal_pl.visualize import overlay, to_uint8_image
 
 log = logging.getLogger(__name__)
-
-HOST_KEYS = ("name", "size", "truth", "mask_full")
 
 
 class PredictionWriter(Callback):
@@ -90,28 +89,23 @@ class PredictionWriter(Callback):
     ) -> None:
         if not outputs or "features" not in outputs:
             return
-        features = outputs["features"]
-        maps, host_features = cluster_maps(features, pl_module.clusterer, member_splits(pl_module.extractor),
-                                           self.image_score)
-        host_batch = {k: batch[k] for k in HOST_KEYS if k in batch}
-        # the model input back on the host, only for images whose file cannot be re-read
-        if not all(Path(str(n)).is_file() for n in batch["name"]):
-            host_batch["image"] = batch["image"].detach().float().cpu()
+        scorer = Scorer.of(pl_module, self.mask_resize, self.image_score)
+        clustered = scorer.cluster(outputs["features"])
+        # the model input back on the host only for images whose file cannot be re-read
+        host = batch.host_copy(keep_image=not all(Path(str(n)).is_file() for n in batch.name))
         if self._pool is None:
-            self._finish(pl_module, host_batch, maps, host_features)
+            self._finish(scorer, host, clustered)
         else:
-            self._pending.append(self._pool.submit(self._finish, pl_module, host_batch, maps, host_features))
+            self._pending.append(self._pool.submit(self._finish, scorer, host, clustered))
 
-    def _finish(self, pl_module: L.LightningModule, batch: dict[str, Any], maps: list,
-                host_features: torch.Tensor | None) -> None:
+    def _finish(self, scorer: Scorer, batch: Batch, clustered: Clustered) -> None:
         """The host part of a batch (only host tensors: a queued batch holds no device memory)."""
-        scored = score_batch(None, pl_module.clusterer, batch, mask_resize=self.mask_resize,
-                             image_method=self.image_score, maps=maps, host_features=host_features)
-        for i, item in enumerate(scored):
-            name = str(batch["name"][i])
+        for i, item in enumerate(scorer.score(batch, clustered)):
+            scorer.measure(item)
+            name = str(batch.name[i])
             with self._lock:
                 stem = self._files.stem(self.folder, name)
-            picture = self._original(name, batch.get("image"), i, tuple(batch["size"][i]))
+            picture = self._original(name, batch.image, i, tuple(batch.size[i]))
             Image.fromarray(item.image_mask.numpy().astype(np.uint8) * 255).save(self.folder / f"{stem}_mask.png")
             Image.fromarray(overlay(picture, item.image_mask)).save(self.folder / f"{stem}_overlay.png")
             row = item.result.row()

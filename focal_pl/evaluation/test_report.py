@@ -16,7 +16,7 @@ from focal_pl.clustering.image_score import ImageScore
 from focal_pl.evaluation.files import UniqueStems, gather_rows
 from focal_pl.evaluation import paper
 from focal_pl.evaluation.report import TABLE_METRICS, aggregate, beside_paper, plot_robustness, write_report
-from focal_pl.evaluation.scoring import cluster_maps, member_splits, score_batch
+from focal_pl.evaluation.scoring import Scorer
 from focal_pl.masks import Resize
 from focal_pl.provenance import versions_line
 from focal_pl.runs import run_dir, safe_stem
@@ -109,14 +109,11 @@ class TestReport(Callback):
         if not outputs or "features" not in outputs:
             return
         set_name, degradation = self._set(trainer, dataloader_idx)
-        maps, host = cluster_maps(outputs["features"], pl_module.clusterer, member_splits(pl_module.extractor),
-                                  self.image_score)  # clustered once, scored at each resolution
+        scorer = Scorer.of(pl_module, self.mask_resize, self.image_score)
+        clustered = scorer.cluster(outputs["features"])  # clustered once, scored at each resolution
         for resolution in RESOLUTIONS[self.resolution]:
-            scored = score_batch(None, pl_module.clusterer, batch, resolution=resolution,
-                                 mask_resize=self.mask_resize, image_method=self.image_score,
-                                 set_name=set_name, degradation=degradation, maps=maps, host_features=host)
-            for item in scored:
-                result = item.result
+            for item in scorer.score(batch, clustered, resolution, set_name, degradation):
+                result = scorer.measure(item)
                 if self.save_predictions:
                     folder = (self.folder / "predictions" / safe_stem(set_name) / safe_stem(degradation)
                               / resolution)

@@ -1,4 +1,4 @@
-"""Fusion of trained extractors without retraining (FOCAL.md section 5): each member's features,
+"""Fusion of trained extractors without retraining (docs/method.md section 5): each member's features,
 L2-normalized and resized to the first member's grid, concatenated along channels."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Soft coefficients (fuzzy c-means from the ground truth) and the soft contrastive loss (SCL).
 
-The math is FOCAL.md sections 1-2. Everything is batched over images (``B x N x C`` features,
+The math is docs/method.md sections 1-2. Everything is batched over images (``B x N x C`` features,
 ``B x 2 x N`` coefficients) and costs O(N C) per image: no N x N similarity matrix is formed.
 """
 
@@ -124,7 +124,7 @@ class SoftContrastiveLoss(PixelLoss):
         soft: False uses hard W (the ground truth), i.e. no coefficient optimization.
         coefficients: ``"fcm"`` uses W of eq. 5 as it comes (the paper read literally: every pixel
             weighs in both classes); ``"within_class"`` keeps each pixel only in its ground-truth
-            class, weighted by its coefficient for that class (FOCAL.md, "Which W the loss uses").
+            class, weighted by its coefficient for that class (docs/method.md, "Which W the loss uses").
         scope: ``"image"`` (eq. 10) or ``"batch"`` (all pixels of the batch pooled as one image).
         max_iter, tol: stopping rule of the coefficient rounds.
         warmup_steps: use hard W while ``step < warmup_steps``; a value in (0, 1) is a fraction of

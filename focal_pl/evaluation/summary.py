@@ -1,0 +1,59 @@
+"""The lines a person reads at the end of a fit: where the run is, its extractor, the untrained,
+final and best validation, and the files it wrote (only those that exist)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+
+
+def parameters(count: int) -> str:
+    """``88.39 M parameters`` / ``4,520 parameters``."""
+    return f"{count / 1e6:.2f} M parameters" if count >= 1e6 else f"{count:,} parameters"
+
+
+def run_summary(record: dict[str, Any], run: Path, checkpoints: Any, metrics_file: Path | None,
+                skipped: int = 0) -> str:
+    """The summary of a fit from its validation record (``ClusterEvaluator.record``)."""
+    lines = [f"\nRun folder: {run.resolve()}"]
+    if record.get("extractor"):
+        lines.append(f"extractor: {record['extractor']['class']}, {parameters(record['extractor']['parameters'])}")
+    lines.append("validation (clustering, image resolution): macro F1 | forged F1 | IoU | images")
+    for label, entry in (("untrained", record.get("untrained")), ("trained", record.get("final")),
+                         ("best", record.get("best"))):
+        if entry:
+            lines.append(f"  {label:<9} {entry['f1']:.4f} | {entry['f1_forged']:.4f} | "
+                         f"{entry['iou']:.4f} | {int(entry['images'])}  (step {entry['step']})")
+    if record.get("final") is None:
+        lines.append("  no validation ran: the run has no validation score")
+    for label in ("best", "last"):
+        ckpt = getattr(checkpoints, f"{label}_model_path", "")
+        if ckpt and Path(ckpt).is_file():
+            lines.append(f"checkpoint ({label}): {ckpt}")
+    if metrics_file is not None and metrics_file.is_file():
+        lines.append(f"metrics: {metrics_file}")
+    if (run / "val_images").is_dir():
+        lines.append(f"pictures: {run / 'val_images'}")
+    if skipped:
+        lines.append(f"skipped {skipped} unreadable item(s) on this rank; the warnings above name them")
+    return "\n".join(lines)
+
+
+class RunSummary(Callback):
+    """Prints ``run_summary`` when a fit ends (not when it is stopped: the stop says where it is)."""
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from focal_pl.checkpoints import RunCheckpoint
+        from focal_pl.evaluation.validation import ClusterEvaluator
+
+        evaluator = next((c for c in trainer.callbacks if isinstance(c, ClusterEvaluator)), None)
+        if evaluator is None:
+            return
+        checkpoints = next((c for c in trainer.callbacks if isinstance(c, RunCheckpoint)), trainer.checkpoint_callback)
+        print(run_summary(evaluator.record, evaluator.run_dir, checkpoints, evaluator.metrics_path(),
+                          getattr(pl_module, "skipped_items", 0)))
