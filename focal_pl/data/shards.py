@@ -44,7 +44,8 @@ from focal_pl import __version__
 from focal_pl.atomic import write_atomic
 from focal_pl.data.decode import encode_png, read_image, read_mask
 from focal_pl.data.items import prepare_item, problem, skipped_item
-from focal_pl.data.sources import FileSource, ForgerySource, load_pair
+from focal_pl.data.sources import FileSource, ForgerySource, distinct_items, load_pair
+from focal_pl.data.splits import draw_held_out
 from focal_pl.data.transforms import Augmentations
 
 log = logging.getLogger(__name__)
@@ -156,15 +157,8 @@ def _raw_sample(source: ForgerySource, index: int) -> dict[str, bytes]:
     return _sample(encode_png(image), mask, name, source.name, False)
 
 
-def _distinct_items(source: ForgerySource) -> int:
-    """Items to write: a repeated source is written once (``repeat`` is a mixing weight)."""
-    if isinstance(source, FileSource):
-        return len(source.entries)
-    return len(source)
-
-
 def _describe_source(source: ForgerySource) -> dict[str, Any]:
-    count = _distinct_items(source)
+    count = distinct_items(source)
     digest = hashlib.sha256("\n".join(source.describe(i) for i in range(count)).encode()).hexdigest()
     return {"class": f"{type(source).__module__}.{type(source).__name__}", "name": source.name,
             "where": source.where() if isinstance(source, FileSource) else source.describe(0),
@@ -176,7 +170,7 @@ class _Tasks:
 
     def __init__(self, sources: Sequence[ForgerySource]) -> None:
         self.sources = list(sources)
-        self.ends = np.cumsum([_distinct_items(s) for s in self.sources])
+        self.ends = np.cumsum([distinct_items(s) for s in self.sources])
 
     def __len__(self) -> int:
         return int(self.ends[-1]) if len(self.ends) else 0
@@ -1101,14 +1095,7 @@ class StreamingShards:
         """``size`` distinct items drawn at random (seeded) over all folders, taken out of every
         training epoch, as validation sources (the official code validates on 1000 training-mix
         images). The same items on every rank and in every resumed run."""
-        sizes = [len(f) for f in self.folders()]
-        total = sum(sizes)
-        if not 0 < size < total:
-            raise ValueError(f"data.val_split must be between 1 and {total - 1} (the shard folders hold "
-                             f"{total} items), got {size}")
-        chosen = np.sort(np.random.default_rng(seed).choice(total, size=size, replace=False))
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        self.held_out = [chosen[(chosen >= a) & (chosen < b)] - a for a, b in zip(starts[:-1], starts[1:])]
+        self.held_out = draw_held_out([len(f) for f in self.folders()], size, seed, "the shard folders")
         return [ShardSource(path).subset(items) for path, items in zip(self.paths, self.held_out) if len(items)]
 
     def loader(self, transform: StreamItem, batch_size: int, num_workers: int, rank: int = 0, replicas: int = 1,

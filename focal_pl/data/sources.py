@@ -153,6 +153,12 @@ class FileSource(ForgerySource):
         return image, mask, meta
 
 
+def distinct_items(source: ForgerySource) -> int:
+    """Items of a source without its ``repeat`` (a mixing weight): what is written to shards once,
+    and held out for validation once, not per repeat."""
+    return len(source.entries) if isinstance(source, FileSource) else len(source)
+
+
 def _root(root: str | Path, what: str) -> Path:
     """``root`` as an absolute path (messages and names then say where, whatever the working folder)."""
     path = Path(root).expanduser().absolute()
