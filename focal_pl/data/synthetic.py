@@ -273,9 +273,6 @@ class SyntheticForgeries(ForgerySource):
     def __len__(self) -> int:
         return self.length
 
-    def describe(self, index: int) -> str:
-        return f"{self.name}[{index}]"
-
     def load(self, index: int) -> Sample:
         if not 0 <= index < self.length:
             raise IndexError(f"{self.name} has {self.length} items, asked for {index}")
