@@ -153,6 +153,12 @@ class FileSource(ForgerySource):
         return image, mask, meta
 
 
+def distinct_items(source: ForgerySource) -> int:
+    """Items of a source without its ``repeat`` (a mixing weight): what is written to shards once,
+    and held out for validation once, not per repeat."""
+    return len(source.entries) if isinstance(source, FileSource) else len(source)
+
+
 def _root(root: str | Path, what: str) -> Path:
     """``root`` as an absolute path (messages and names then say where, whatever the working folder)."""
     path = Path(root).expanduser().absolute()
@@ -163,6 +169,20 @@ def _root(root: str | Path, what: str) -> Path:
 
 def _index_by_stem(paths: list[Path]) -> dict[str, Path]:
     return {p.stem: p for p in paths}
+
+
+class RootFolder(FileSource):
+    """A set read from one folder tree, ``root``, that ``where`` names; ``root_label`` names it in
+    the error when it does not exist."""
+
+    root_label = "root"
+
+    def __init__(self, root: str, repeat: int = 1, include_authentic: bool = False) -> None:
+        super().__init__(repeat, include_authentic)
+        self.root = _root(root, self.root_label)
+
+    def where(self) -> str:
+        return str(self.root)
 
 
 # ---------------------------------------------------------------- plain layouts
@@ -215,7 +235,7 @@ class FolderPairs(FileSource):
         return entries
 
 
-class ImageFolder(FileSource):
+class ImageFolder(RootFolder):
     """A folder of a user's images to run on, without masks (no truth: no metrics are computed).
 
     Args:
@@ -224,19 +244,16 @@ class ImageFolder(FileSource):
 
     name = "images"
     has_truth = False
+    root_label = "image folder"
 
     def __init__(self, root: str) -> None:
-        super().__init__(repeat=1, include_authentic=True)
-        self.root = _root(root, "image folder")
-
-    def where(self) -> str:
-        return str(self.root)
+        super().__init__(root, repeat=1, include_authentic=True)
 
     def scan(self) -> list[Entry]:
         return [Entry(path, None) for path in find_images(self.root)]
 
 
-class PristineFolder(FileSource):
+class PristineFolder(RootFolder):
     """Authentic photos only, for false alarms (paper Table VIII: 2000 pristine images each of
     ImageNet, COCO and VISION): every image under ``root`` (any layout: ImageNet's ``val/<synset>/``,
     COCO's ``val2017/``, VISION's ``<device>/<kind>/``), or ``count`` of them drawn with ``seed``
@@ -249,15 +266,13 @@ class PristineFolder(FileSource):
         name: the set's name in the tables (e.g. imagenet, coco, vision).
     """
 
+    root_label = "pristine folder"
+
     def __init__(self, root: str, count: int | None = 2000, seed: int = 0, name: str = "pristine") -> None:
-        super().__init__(repeat=1, include_authentic=True)
         if count is not None and count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        self.root = _root(root, "pristine folder")
+        super().__init__(root, repeat=1, include_authentic=True)
         self.count, self.seed, self.name = count, seed, name
-
-    def where(self) -> str:
-        return str(self.root)
 
     def scan(self) -> list[Entry]:
         found = find_images(self.root)
@@ -272,7 +287,7 @@ class PristineFolder(FileSource):
 # ---------------------------------------------------------------- public data sets
 
 
-class CASIA(FileSource):
+class CASIA(RootFolder):
     """CASIA v1 or v2 as downloaded with the community ground truth: tampered images (``Tp``,
     ``Sp``, ``CM`` folders, or anywhere under ``root``) with ``<stem>_gt.png`` masks anywhere under
     ``root`` (also v2's misnamed ``_gt3.png``); authentic images (``Au_*``) have no mask.
@@ -280,12 +295,7 @@ class CASIA(FileSource):
 
     name = "casia"
 
-    def __init__(self, root: str, repeat: int = 1, include_authentic: bool = False) -> None:
-        super().__init__(repeat, include_authentic)
-        self.root = _root(root, "CASIA root")
-
-    def where(self) -> str:
-        return str(self.root)
+    root_label = "CASIA root"
 
     def scan(self) -> list[Entry]:
         files = find_images(self.root)
@@ -308,18 +318,13 @@ class CASIA(FileSource):
         return entries
 
 
-class Columbia(FileSource):
+class Columbia(RootFolder):
     """Columbia uncompressed splicing: ``4cam_splc/*.tif`` with ``edgemask/<stem>_edgemask.jpg``
     (green = the spliced camera's region), ``4cam_auth/*.tif`` authentic; nesting may vary."""
 
     name = "columbia"
 
-    def __init__(self, root: str, repeat: int = 1, include_authentic: bool = False) -> None:
-        super().__init__(repeat, include_authentic)
-        self.root = _root(root, "Columbia root")
-
-    def where(self) -> str:
-        return str(self.root)
+    root_label = "Columbia root"
 
     def scan(self) -> list[Entry]:
         files = find_images(self.root)
@@ -336,18 +341,13 @@ class Columbia(FileSource):
         return entries
 
 
-class Coverage(FileSource):
+class Coverage(RootFolder):
     """COVERAGE: ``image/<N>t.tif`` (tampered) with ``mask/<N>forged.tif``; ``image/<N>.tif`` are
     the originals (authentic). Some masks differ in size from their image: resized (nearest)."""
 
     name = "coverage"
 
-    def __init__(self, root: str, repeat: int = 1, include_authentic: bool = False) -> None:
-        super().__init__(repeat, include_authentic)
-        self.root = _root(root, "COVERAGE root")
-
-    def where(self) -> str:
-        return str(self.root)
+    root_label = "COVERAGE root"
 
     def scan(self) -> list[Entry]:
         images = find_images(self.root / "image") if (self.root / "image").is_dir() else find_images(self.root)
@@ -369,7 +369,7 @@ class Coverage(FileSource):
         return entries
 
 
-class NIST16(FileSource):
+class NIST16(RootFolder):
     """NIST Nimble 2016 (NC2016_Test0613): the '|'-separated reference CSVs under ``reference/``
     give probe and mask (masks are inverted: black = manipulated). Non-target probes are authentic.
 
@@ -378,17 +378,14 @@ class NIST16(FileSource):
     """
 
     name = "nist16"
+    root_label = "NIST16 root"
 
     def __init__(
         self, root: str, tasks: tuple[str, ...] = ("manipulation",), repeat: int = 1,
         include_authentic: bool = False,
     ) -> None:
-        super().__init__(repeat, include_authentic)
-        self.root = _root(root, "NIST16 root")
+        super().__init__(root, repeat, include_authentic)
         self.tasks = tuple(tasks)
-
-    def where(self) -> str:
-        return str(self.root)
 
     def scan(self) -> list[Entry]:
         entries, seen = [], set()
@@ -409,18 +406,13 @@ class NIST16(FileSource):
         return entries
 
 
-class IMD2020(FileSource):
+class IMD2020(RootFolder):
     """IMD2020 (real-life manipulations): per-post folders with ``*_orig.*`` (authentic) and fakes
     whose masks are ``<fake stem>_mask.png``."""
 
     name = "imd2020"
 
-    def __init__(self, root: str, repeat: int = 1, include_authentic: bool = False) -> None:
-        super().__init__(repeat, include_authentic)
-        self.root = _root(root, "IMD2020 root")
-
-    def where(self) -> str:
-        return str(self.root)
+    root_label = "IMD2020 root"
 
     def scan(self) -> list[Entry]:
         files = find_images(self.root)
@@ -438,18 +430,13 @@ class IMD2020(FileSource):
         return entries
 
 
-class MISD(FileSource):
+class MISD(RootFolder):
     """MISD (multiple image splicing): ``Sp/`` spliced images, ``Au/`` authentic, and
     ``Ground Truth Masks/<stem>/masks/*`` with one mask per spliced object (united here)."""
 
     name = "misd"
 
-    def __init__(self, root: str, repeat: int = 1, include_authentic: bool = False) -> None:
-        super().__init__(repeat, include_authentic)
-        self.root = _root(root, "MISD root")
-
-    def where(self) -> str:
-        return str(self.root)
+    root_label = "MISD root"
 
     def scan(self) -> list[Entry]:
         entries = []

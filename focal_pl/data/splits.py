@@ -3,14 +3,11 @@ of its training mix, never on a test set): the same distinct items never reach t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from focal_pl.data.sources import FileSource, ForgerySource, Sample
-
-
-def distinct_items(source: ForgerySource) -> int:
-    """Items of a source without its ``repeat`` (a repeated set is held out once, not per repeat)."""
-    return len(source.entries) if isinstance(source, FileSource) else len(source)
+from focal_pl.data.sources import ForgerySource, Sample, distinct_items
 
 
 class SourceView(ForgerySource):
@@ -40,18 +37,23 @@ def hold_out(sources: list[ForgerySource], size: int, seed: int = 0) -> tuple[li
     all training sources, in proportion to their distinct sizes, and every repeat of them
     removed from training."""
     counts = [distinct_items(s) for s in sources]
-    total = sum(counts)
-    if not 0 < size < total:
-        raise ValueError(f"data.val_split must be between 1 and {total - 1} (the training sources hold "
-                         f"{total} distinct items), got {size}")
-    chosen = np.sort(np.random.default_rng(seed).choice(total, size=size, replace=False))
-    train, val, start = [], [], 0
-    for source, count in zip(sources, counts):
-        picked = chosen[(chosen >= start) & (chosen < start + count)] - start
-        start += count
+    train, val = [], []
+    for source, count, picked in zip(sources, counts, draw_held_out(counts, size, seed, "the training sources")):
         held = set(picked.tolist())
         if held:
             val.append(SourceView(source, sorted(held), "validation"))
         keep = [i for i in range(len(source)) if i % count not in held]
         train.append(source if not held else SourceView(source, keep, "training"))
     return train, val
+
+
+def draw_held_out(counts: Sequence[int], size: int, seed: int, holders: str) -> list[np.ndarray]:
+    """``size`` distinct items drawn at random (seeded) over parts of ``counts`` items: the sorted
+    numbers of the items drawn in each part. ``holders`` names the parts in the error message."""
+    total = sum(counts)
+    if not 0 < size < total:
+        raise ValueError(f"data.val_split must be between 1 and {total - 1} ({holders} hold {total} distinct "
+                         f"items), got {size}")
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=size, replace=False))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    return [chosen[(chosen >= a) & (chosen < b)] - a for a, b in zip(starts[:-1], starts[1:])]

@@ -17,13 +17,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from focal_pl.data.sources import ForgerySource, Sample
+from focal_pl.data.sources import IMAGE_SUFFIXES, ForgerySource, Sample
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["splice", "copy_move", "inpaint"]
 KINDS: tuple[str, ...] = ("splice", "copy_move", "inpaint")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 # scikit-image's bundled sample photographs: the default pool, shipped by a dependency.
 SKIMAGE_PHOTOS = (
@@ -273,9 +272,6 @@ class SyntheticForgeries(ForgerySource):
 
     def __len__(self) -> int:
         return self.length
-
-    def describe(self, index: int) -> str:
-        return f"{self.name}[{index}]"
 
     def load(self, index: int) -> Sample:
         if not 0 <= index < self.length:
