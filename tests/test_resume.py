@@ -106,3 +106,56 @@ def test_ctrl_c_during_the_untrained_validation_stops_it_at_once(tmp_path):
     assert not list(tmp_path.rglob("*.ckpt"))  # nothing trained, nothing saved
     assert "focal-pl fit: stopped by SIGINT at step 0 (nothing to save yet)" in stopped.stderr
     assert "Traceback" not in stopped.stderr
+
+
+
+LEAKED_LOADER = """
+import sys, time, torch
+from torch.utils.data import DataLoader
+from focal_pl.data.sampling import ignore_stop_signals
+loader = DataLoader(list(range(64)), batch_size=2, num_workers=2, worker_init_fn=ignore_stop_signals)
+iterator = iter(loader)
+next(iterator)
+kept = [iterator]  # never shut down: multiprocessing ends the workers at exit (SIGTERM, then join)
+print(*(w.pid for w in iterator._workers), flush=True)
+"""
+
+
+def test_loader_workers_leave_the_jobs_group_and_end_when_their_parent_ends_them():
+    """Signals to the job's process group miss the workers; a parent's SIGTERM still ends them, so a
+    process that exits with a loader still open ends at once (ignoring it hung multiprocessing's
+    exit, which terminates daemon workers and then waits for them)."""
+    out = subprocess.run([sys.executable, "-c", LEAKED_LOADER], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def _worker(ready) -> None:
+    import time
+
+    from focal_pl.data.sampling import ignore_stop_signals
+
+    ignore_stop_signals()
+    ready.set()
+    time.sleep(60)
+
+
+def test_a_loader_worker_is_out_of_the_jobs_process_group_and_ends_on_its_parents_sigterm():
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    worker = context.Process(target=_worker, args=(ready,), daemon=True)
+    worker.start()
+    assert ready.wait(30)
+    assert os.getpgid(worker.pid) == worker.pid != os.getpgid(0), "the worker is still in the job's process group"
+    subprocess.run(["kill", "-INT", str(worker.pid)], check=True)
+    worker.join(1.0)
+    assert worker.is_alive(), f"a SIGINT ended the worker ({worker.exitcode})"
+    worker.terminate()  # from the parent
+    worker.join(10)
+    assert not worker.is_alive(), "the parent's SIGTERM did not end the worker"
+    assert worker.exitcode == -signal.SIGTERM

@@ -369,8 +369,8 @@ def test_a_fit_on_damaged_shards_finishes_and_warns_once(shards, tmp_path, caplo
     copy = tmp_path / "copy"
     shutil.copytree(root / "out", copy)
     name = damage(copy, "flip")
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, default_root_dir=tmp_path,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
                         enable_checkpointing=False)
     module = FocalModule(ForensicCNN(width=4, depth=4, out_dim=8), loss=InfoNCELoss(), scheduler=None)
     data = ForgeryDataModule(train=StreamingShards([str(copy)], seed=2), image_size=32, batch_size=2,
@@ -436,7 +436,8 @@ def test_fit_resumes_mid_epoch_from_a_checkpoint(shards, tmp_path):
 
             callbacks.append(ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=every,
                                              save_top_k=-1, filename="{step}"))
-        trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, callbacks=callbacks,
+        trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, default_root_dir=tmp_path,
+                            callbacks=callbacks,
                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                             num_sanity_val_steps=0, enable_checkpointing=bool(every))
         module = FocalModule(ForensicCNN(width=4, depth=4, out_dim=8), loss=InfoNCELoss(), scheduler=None)

@@ -9,7 +9,9 @@ skips exactly those, so an interrupted run continues as an unbroken one would.
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +20,33 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 def ignore_stop_signals(worker_id: int = 0) -> None:
     """A loader worker's ``worker_init_fn``: SIGINT and SIGTERM are the training process's to handle
-    (it stops at a step boundary, then ends its workers). Sent to a whole process group, as Ctrl-C,
-    ``timeout`` and SLURM do, they would otherwise kill the workers and crash the run mid-step."""
+    (it stops at a step boundary, then ends its workers). Sent to the job's process group, as
+    Ctrl-C and ``timeout`` do, or to every process of a job, as SLURM does, they would otherwise
+    kill the workers and crash the run mid-step.
+
+    The worker leaves the job's process group (group signals miss it) and, where the platform tells
+    senders apart, ignores SIGTERMs from others than its parent (best effort: a thread started before
+    this function may still take one). Its parent's SIGTERM always ends it: the loader and
+    ``multiprocessing`` end lingering workers that way and then wait, so ignoring it would hang."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # a session leader, or not allowed: the group's signals still reach it
+        pass
+    if hasattr(signal, "sigwaitinfo"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # threads started later inherit it
+        threading.Thread(target=_end_on_parents_sigterm, args=(os.getppid(),), daemon=True,
+                         name="focal-pl-sigterm").start()
+
+
+def _end_on_parents_sigterm(parent: int) -> None:
+    """Wait for SIGTERMs; end the process on one sent by ``parent`` (or once orphaned), ignore others."""
+    while True:
+        info = signal.sigwaitinfo({signal.SIGTERM})
+        if info.si_pid == parent or os.getppid() != parent:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # this thread only
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # ends as a SIGTERM would have
+            os._exit(128 + signal.SIGTERM)  # if a handler was set after all
 
 
 class ResumableSampler(DistributedSampler):
