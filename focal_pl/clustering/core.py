@@ -11,15 +11,14 @@ from torch import Tensor
 
 from focal_pl.clustering.algorithms import (
     ALGORITHMS,
-    MST_METHODS,
     Algorithm,
-    MstMethod,
     check_min_cluster_size,
     cluster_labels,
     resolve_min_cluster_size,
 )
 from focal_pl.clustering.labelling import NOISE_RULES, NoiseRule, forged_from_labels, pristine_distance_score
 from focal_pl.clustering.masker import Masker
+from focal_pl.clustering.methods import MST_METHODS, MstMethod
 from focal_pl.masks import resize_mask  # noqa: F401 - re-exported: clustering's masks to the image size
 
 

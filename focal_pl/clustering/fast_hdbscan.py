@@ -73,10 +73,7 @@ from sklearn.cluster._hdbscan._tree import tree_to_labels
 from sklearn.cluster._hdbscan.hdbscan import _process_mst
 from torch import Tensor
 
-# how the spanning tree is built; defined here, at the bottom of the clustering package, so that
-# algorithms.py can import this module lazily (it falls back to scikit-learn's public class)
-MstMethod = Literal["auto", "prim", "boruvka"]
-MST_METHODS: tuple[str, ...] = ("auto", "prim", "boruvka")
+from focal_pl.clustering.methods import MST_METHODS, MstMethod
 
 CPU_MEMORY_BUDGET = 512 << 20  # bytes of reachability per chunk of maps on the CPU
 
