@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -24,9 +25,13 @@ import torch
 from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
-from focal_pl.clustering.fast_hdbscan import ambiguous_points, hdbscan_labels, hdbscan_labels_batch
+from focal_pl.clustering.fast_hdbscan import hdbscan_labels, hdbscan_labels_batch
 from focal_pl.runs import machine as run_machine
 from focal_pl.runs import machine_line
+
+# the tie diagnostics are test code (tests/helpers), not the package's: the tie count below needs them
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.hdbscan_ties import ambiguous_points  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = ((64, 256, 200, 16), (128, 256, 800, 4))  # side, channels, min_cluster_size, batch

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.hdbscan_ties import ambiguous_points
 from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
@@ -14,7 +15,6 @@ from focal_pl.clustering import Clusterer
 from focal_pl.clustering.fast_hdbscan import (
     _mirror_numpy,
     _mirror_torch,
-    ambiguous_points,
     boruvka_mst,
     hdbscan_labels,
     hdbscan_labels_batch,

@@ -15,15 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.hdbscan_ties import ambiguous_points, tie_ambiguity
 from sklearn.cluster import HDBSCAN
 from test_fast_hdbscan import focal_like, same_partition
 
 from focal_pl.clustering.fast_hdbscan import (
-    ambiguous_points,
     boruvka_mst,
     hdbscan_labels,
     squared_mutual_reachability,
-    tie_ambiguity,
 )
 
 
