@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from focal_pl.clustering.fast_hdbscan import boruvka_mst, prim_mst, squared_mutual_reachability
+from focal_pl.clustering.fast_hdbscan import boruvka_tree, prim_tree
 
 
 def tie_ambiguity(
@@ -69,17 +69,17 @@ def tie_ambiguity(
 
 
 def ambiguous_points(
-    rows: np.ndarray | Tensor, min_cluster_size: int, min_samples: int | None = None, rtol: float = 1e-12
+    rows: np.ndarray | Tensor, min_cluster_size: int, min_samples: int | None = None, rtol: float = 0.0
 ) -> tuple[np.ndarray, bool]:
     """Where the Boruvka path's labels and the Prim path's (the public class's) may differ on
-    ``rows`` N x C: ``tie_ambiguity`` of both trees (float64, on the CPU), points and flags joined.
-    ``rtol`` also counts as tied the weights that rounding could make differ between the two."""
-    reach = squared_mutual_reachability(torch.as_tensor(rows)[None].to("cpu", torch.float64),
-                                        min_cluster_size if min_samples is None else min_samples)[0].sqrt_()
-    n = reach.shape[0]
-    prim = prim_mst(reach)
+    ``rows`` N x C: ``tie_ambiguity`` of both trees, points and flags joined. Both trees carry
+    scikit-learn's own weights bit for bit, so only exact ties count (``rtol=0``)."""
+    samples = min_cluster_size if min_samples is None else min_samples
+    data = torch.as_tensor(rows).cpu()
+    n = len(data)
+    prim = prim_tree(data.numpy(), samples)
     i, j = prim["current_node"], prim["next_node"]
-    edges, weights = boruvka_mst(reach, overwrite=True)
+    edges, weights = boruvka_tree(data, samples)
     found = [tie_ambiguity(edges.numpy(), weights.numpy(), n, min_cluster_size, rtol),
              tie_ambiguity(np.minimum(i, j) * n + np.maximum(i, j), prim["distance"], n, min_cluster_size, rtol)]
     return found[0][0] | found[1][0], found[0][1] or found[1][1]
