@@ -277,7 +277,7 @@ def test_chunked_boruvka_equals_unchunked_and_scikit_learn(case):
     for rows_per_chunk in (1, 7, 100) if case == "continuous" else (50,):
         edges, weights = boruvka_tree(data, 15, rows_per_chunk=rows_per_chunk)
         assert torch.equal(edges, whole[0]) and torch.equal(weights, whole[1])
-    budget = CHUNK_BYTES_PER_PAIR * 520 * 40 + 520 * (24 * 8 + 200) + EXACT_BYTES  # 40 rows per chunk
+    budget = CHUNK_BYTES_PER_PAIR * 520 * 40 + 520 * (24 * 12 + 200) + EXACT_BYTES  # 40 rows per chunk
     assert chunk_rows(520, 24, budget) == 40
     assert torch.equal(boruvka_tree(data, 15, memory_budget=budget)[0], whole[0])
     _, reference = scikit_learn_tree(rows, 15)
@@ -292,7 +292,7 @@ def test_chunked_boruvka_equals_unchunked_and_scikit_learn(case):
 def test_batched_labels_equal_one_map_at_a_time_in_any_chunking():
     rows = np.stack([focal_like(kind, 900, 32, s)[:820] for s, kind in enumerate(["forged", "two_forged",
                                                                                    "authentic", "forged"])])
-    budget = 205 * 820 * CHUNK_BYTES_PER_PAIR + 4 * 820 * (32 * 8 + 200) + EXACT_BYTES
+    budget = 205 * 820 * CHUNK_BYTES_PER_PAIR + 4 * 820 * (32 * 12 + 200) + EXACT_BYTES
     assert chunk_rows(820, 32, budget, 4, maps=4) == 205
     for mst in ("boruvka", "prim"):
         one_by_one = [hdbscan_labels(r, 40, mst=mst) for r in rows]

@@ -58,11 +58,13 @@ Two ways to the minimum spanning tree (``mst=``):
   gives the same tree, bit for bit. Mutual reachability with ``min_samples`` in the tens to hundreds
   gives every point many tied lightest edges (its core distance), so 2-4 rounds finish a map. Peak
   memory of B maps of N x C (rows of ``e`` bytes), ``R`` rows per chunk: ``CHUNK_BYTES_PER_PAIR * R *
-  N`` (24: the chunk's float32 bounds, two float64 and three bool R x N buffers) ``+ B N C (e + 4)``
-  (the rows and their centred float32 copy) ``+ ~200 B N`` (per-point vectors) ``+ EXACT_BYTES`` (at
-  most, for exact sums); ``chunk_rows`` sizes ``R`` to the memory budget. For N = 65,536 (256 x 256),
-  C = 256, float32: 1.5 MiB per row of a chunk and 173 MiB fixed, so 6.2 GiB at R = 4096 and 1.7 GiB
-  at R = 1024 (a 65,536^2 float32 matrix alone would be 16 GiB). The default on a GPU.
+  N`` (26: the chunk's float32 bounds, two float64 and three bool R x N buffers, 23 bytes, and slack)
+  ``+ B N C (e + 8)`` (the rows, their centred float32 copy, the matrix product's packing) ``+ 200 B N``
+  (per-point vectors) ``+ EXACT_BYTES`` (32 MiB at most, for exact sums); ``chunk_rows`` sizes ``R`` to
+  the memory budget (measured on the CPU: ``benchmarks/results/clustering_speed.md``; on a GPU the
+  test asserts the budget). For N = 65,536 (256 x 256), C = 256, float32: 1.6 MiB per row of a chunk
+  and 237 MiB fixed, so 6.7 GiB at R = 4096 and 1.9 GiB at R = 1024 (a 65,536^2 float32 matrix
+  alone would be 16 GiB). The default on a GPU.
 - ``"auto"`` (default): Prim on the CPU while its matrix fits the budget, Boruvka otherwise.
 
 **The tie limit.** Both trees have scikit-learn's weights, so the single-linkage hierarchy (the
@@ -100,7 +102,7 @@ from torch import Tensor
 from focal_pl.clustering.methods import MST_METHODS, MstMethod
 
 CPU_MEMORY_BUDGET = 2 << 30  # bytes: Prim's N x N float32 lower bounds (up to N ~ 23,000), Boruvka's chunks
-CHUNK_BYTES_PER_PAIR = 24  # Boruvka's peak bytes per (row of a chunk, point) pair (``_chunk_minima``)
+CHUNK_BYTES_PER_PAIR = 26  # Boruvka's peak bytes per (row of a chunk, point) pair: 23 live, and slack
 EXACT_BYTES = 32 << 20  # the most an exact sum holds at once (pairs x features x float64)
 _SMALL = 64  # below this many pairs, exact distances go one pair per row (no per-feature loop)
 WORKSPACE_BYTES = 256 << 20  # Prim's N x N buffer is kept between calls up to this size (N = 8192)
@@ -487,7 +489,7 @@ def _certified_prim(x: np.ndarray, xt: np.ndarray, lower: np.ndarray, core2: np.
     refined = [-1] * n
     order = np.zeros(n, dtype=np.int64)  # the tree's nodes in Prim order (node 0 first)
     sources, weights = [0] * (n - 1), [0.0] * (n - 1)
-    maximum, less, copyto, argmin = np.maximum, np.less, np.copyto, reach.argmin
+    maximum, minimum, less, copyto, argmin = np.maximum, np.minimum, np.less, np.copyto, reach.argmin
     node = 0
     for step in range(n - 1):
         open_[node] = np.inf
@@ -496,8 +498,8 @@ def _certified_prim(x: np.ndarray, xt: np.ndarray, lower: np.ndarray, core2: np.
         maximum(row, own, out=row)
         maximum(row, open_, out=row)
         less(row, reach, out=better)
-        copyto(reach, row, where=better)
         copyto(source, node, where=better)
+        minimum(reach, row, out=reach)  # the values where better (faster than a masked copy)
         node = int(argmin())
         first = source.item(node)
         bound = lower.item(first, node)
@@ -579,9 +581,10 @@ def boruvka_tree(rows: Tensor | np.ndarray, min_samples: int, rows_per_chunk: in
 
 def chunk_rows(n: int, c: int, memory_budget: int, element_size: int = 4, maps: int = 1) -> int:
     """Rows per Boruvka chunk for ``maps`` maps of N x C within ``memory_budget`` bytes: the budget,
-    less the rows (``N C (element + 4)`` per map: the rows and their centred float32 copy), per-point
-    vectors and ``EXACT_BYTES``, over ``CHUNK_BYTES_PER_PAIR * N`` (at least one row; module docstring)."""
-    fixed = maps * n * (c * (element_size + 4) + 200) + EXACT_BYTES
+    less the rows (``N C (element + 8)`` per map: the rows, their centred float32 copy and a matrix
+    product's packing), per-point vectors and ``EXACT_BYTES``, over ``CHUNK_BYTES_PER_PAIR * N`` (at
+    least one row; module docstring)."""
+    fixed = maps * n * (c * (element_size + 8) + 200) + EXACT_BYTES
     return max(1, min(n, (memory_budget - fixed) // (CHUNK_BYTES_PER_PAIR * n)))
 
 
