@@ -177,15 +177,33 @@ def _square_keys(squares):
     ulp apart can share a root), so the trees work on squares and root only their N-1 weights."""
     if isinstance(squares, Tensor):
         root, lib, sqrt = _sqrt64(squares), torch, _sqrt64
+    elif len(squares) <= 8:  # a refinement's few values: Python's IEEE sqrt and nextafter
+        return np.array([_square_key(float(v)) for v in squares])
     else:
         root, lib, sqrt = np.sqrt(squares), np, np.sqrt
-    key = root * root
+    key = root * root  # within an ulp or two of the least square with this root
     up, down = lib.full_like(key, math.inf), lib.full_like(key, -math.inf)
-    for _ in range(4):  # up to the least square with this root (at most an ulp or two away) ...
-        key = lib.where(sqrt(key) < root, lib.nextafter(key, up), key)
+    for _ in range(4):  # up to a square with this root ...
+        low = sqrt(key) < root
+        if not bool(low.any()):
+            break
+        key = lib.where(low, lib.nextafter(key, up), key)
     for _ in range(4):  # ... then down while the root holds
         lower = lib.nextafter(key, down)
-        key = lib.where((lower >= 0) & (sqrt(lib.maximum(lower, 0 * lower)) == root), lower, key)
+        same = (lower >= 0) & (sqrt(lib.maximum(lower, 0 * lower)) == root)
+        if not bool(same.any()):
+            break
+        key = lib.where(same, lower, key)
+    return key
+
+
+def _square_key(square: float) -> float:
+    root = math.sqrt(square)
+    key = root * root
+    while math.sqrt(key) < root:
+        key = math.nextafter(key, math.inf)
+    while key > 0 and math.sqrt(math.nextafter(key, -math.inf)) == root:
+        key = math.nextafter(key, -math.inf)
     return key
 
 
@@ -220,6 +238,8 @@ class _Bounds:
             # float32 unless its range cannot hold the squared norms (overflow, or all underflow)
             if dtype == "float64" or (math.isfinite(largest) and largest < 1e30 and not 0 < largest < 1e-30):
                 break
+        if not math.isfinite(largest):  # NaN or inf features (or squares beyond float64)
+            raise ValueError("HDBSCAN needs finite features (and squared distances within float64)")
         self.sigma = (norms * (1 - 2 * beta) - eta).astype(dtype) if not isinstance(x, Tensor) else \
             (norms * (1 - 2 * beta) - eta).to(self.y.dtype)
         self.h = 5 * beta * norms + 2.5 * eta
@@ -488,6 +508,8 @@ def _certified_prim(x: np.ndarray, xt: np.ndarray, lower: np.ndarray, core2: np.
     key = keys.tolist()
     refined = [-1] * n
     order = np.zeros(n, dtype=np.int64)  # the tree's nodes in Prim order (node 0 first)
+    rank = np.full(n, n, dtype=np.int64)  # each node's place in that order (n: not in the tree)
+    rank[0] = 0
     sources, weights = [0] * (n - 1), [0.0] * (n - 1)
     maximum, minimum, less, copyto, argmin = np.maximum, np.minimum, np.less, np.copyto, reach.argmin
     node = 0
@@ -504,7 +526,7 @@ def _certified_prim(x: np.ndarray, xt: np.ndarray, lower: np.ndarray, core2: np.
         first = source.item(node)
         bound = lower.item(first, node)
         while bound > threshold[node] and bound > threshold[first] and refined[node] != first:
-            first, reach[node] = _refine(x, xt, lower, keys, core2, bounds.h, order[: step + 1], node)
+            first, reach[node] = _refine(x, xt, lower, keys, core2, bounds.h, rank, node)
             source[node] = refined[node] = first
             node = int(argmin())
             first = source.item(node)
@@ -512,30 +534,38 @@ def _certified_prim(x: np.ndarray, xt: np.ndarray, lower: np.ndarray, core2: np.
         sources[step] = first
         weights[step] = reach.item(node)
         order[step + 1] = node
+        rank[node] = step + 1
         reach[node] = np.inf
     mst = np.empty(n - 1, dtype=MST_edge_dtype)
     mst["current_node"], mst["next_node"], mst["distance"] = sources, order[1:], weights
     return mst
 
 
-def _refine(x, xt, lower, keys, core2, h, tree: np.ndarray, node: int) -> tuple[int, float]:
-    """The exact least reachability (a square key) of ``node`` from the tree (``tree``: its nodes in
-    Prim order) and the earliest tree node that reaches it: the tree nodes whose lower bound is at most
-    the least upper bound, the uncertain ones computed exactly."""
-    bound = lower[node, tree].astype(np.float64)
-    larger = np.maximum(keys[tree], keys[node])
-    square = bound + h[tree] + h[node]  # at least the squared distance
+def _refine(x, xt, lower, keys, core2, h, rank: np.ndarray, node: int) -> tuple[int, float]:
+    """The exact least reachability (a square key) of ``node`` from the tree (``rank``: each node's
+    place in Prim order, N outside the tree) and the earliest tree node that reaches it: the tree
+    nodes whose lower bound is at most the least upper bound, the uncertain ones computed exactly.
+    Whole rows (contiguous) with a mask, rather than gathers of the tree's nodes."""
+    outside = rank == len(rank)
+    bound = lower[node].astype(np.float64)
+    larger = np.maximum(keys, keys[node])
+    square = bound + h
+    square += h[node]  # at least the squared distance
     upper = np.maximum(larger, square)
-    candidates = np.flatnonzero(np.maximum(larger, bound) <= upper.min())  # positions in Prim order
+    np.putmask(upper, outside, np.inf)
+    lowest = np.maximum(larger, bound)
+    np.putmask(lowest, outside, np.inf)
+    candidates = np.flatnonzero(lowest <= upper.min())
     value = larger[candidates]  # exact where certainly within the larger core distance
-    uncertain = np.flatnonzero(square[candidates] > np.maximum(core2[tree[candidates]], core2[node]))
+    uncertain = np.flatnonzero(square[candidates] > np.maximum(core2[candidates], core2[node]))
     if len(uncertain):
-        ends = tree[candidates[uncertain]]
+        ends = candidates[uncertain]
         exact = _square_keys(_exact_numpy(x, xt, np.full(len(ends), node), ends))
         value[uncertain] = np.maximum(value[uncertain], exact)
     least = value.min()
-    first = candidates[np.flatnonzero(value == least)[0]]  # the earliest in Prim order
-    return int(tree[first]), float(least)
+    tied = candidates[value == least]
+    first = tied[np.argmin(rank[tied])]  # the earliest in Prim order
+    return int(first), float(least)
 
 
 # ------------------------------------------------------------------------------------------ Boruvka (any device)
@@ -913,8 +943,6 @@ def hdbscan_labels_batch(
         return [np.full(n, -1, dtype=np.int64) for _ in range(b)]
     if min_samples is not None and min_samples < 1:
         raise ValueError(f"min_samples must be at least 1, got {min_samples}")
-    if not bool(torch.isfinite(data).all()):
-        raise ValueError("HDBSCAN needs finite features")
     if method == "prim":
         host = data.detach().cpu().numpy()
         return [_labels(_process_mst(prim_tree(r, samples)), min_cluster_size, allow_single_cluster,
