@@ -1,6 +1,6 @@
 """Exact HDBSCAN per feature map: focal-pl against scikit-learn's public class, side by side.
 
-    python benchmarks/clustering_speed.py [--threads 2] [--repeats 3] [--tie-maps 100] [--device cpu|cuda]
+    python benchmarks/clustering_speed.py [--threads 2] [--repeats 5] [--tie-maps 100] [--device cpu|cuda]
 
 1. The ratio: 64 x 64 x 256 maps (N = 4096, min_cluster_size 200, the project's defaults otherwise),
    FOCAL-like (a pristine cluster, forged ones, 2% stray points) and trained-looking (a few tight
@@ -294,11 +294,25 @@ def gpu(device: torch.device, repeats: int) -> list[dict]:
 # ------------------------------------------------------------------ report
 
 
+def blas_line() -> str:
+    """The BLAS the bounds' product runs on (scipy's OpenBLAS), with its kernels and any override."""
+    from scipy.linalg import blas  # noqa: F401 - loaded, so that threadpoolctl sees it
+    from threadpoolctl import threadpool_info
+
+    libraries = threadpool_info()
+    found = [i for i in libraries if "scipy.libs" in i.get("filepath", "")] or [i for i in libraries
+                                                                              if i.get("user_api") == "blas"]
+    info = found[0] if found else {}
+    override = os.environ.get("OPENBLAS_CORETYPE")
+    return (f"{info.get('internal_api', 'BLAS')} {info.get('version', '?')}, {info.get('architecture', '?')} kernels"
+            + (f" (OPENBLAS_CORETYPE={override} in the environment)" if override else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tie-maps", type=int, default=100, help="random small maps per family for the tie count")
     parser.add_argument("--budget", type=int, default=1 << 30, help="Boruvka's memory budget at 128 x 128 (bytes)")
     parser.add_argument("--sklearn-large", action="store_true", help="also time scikit-learn at 128 x 128 (a minute)")
@@ -310,6 +324,7 @@ def main() -> None:
         return
     device = torch.device(args.device)
     info = run_machine()
+    info["blas"] = blas_line()
     started, load_before = time.perf_counter(), os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if device.type == "cuda":
@@ -338,7 +353,8 @@ def report(ratios: list[dict], profile: dict, big: dict, families: list[dict], i
     median_ratio = statistics.median(r["ratio"] for r in ratios)
     lines = [
         "# Exact HDBSCAN per feature map (CPU): focal-pl against scikit-learn", "",
-        f"{machine_line(info)} {args.threads} CPU threads (torch and NumPy's threads; BLAS on one). The machine "
+        f"{machine_line(info)} {args.threads} CPU threads (torch and NumPy's threads; BLAS on one: "
+        f"{info['blas']}). The machine "
         f"is shared: load average {load['load_average_before']:.1f} before, {load['load_average_after']:.1f} after "
         f"on {info['cpu_count']} cores (per map below), so both sides are timed interleaved, in alternating order.",
         "",
