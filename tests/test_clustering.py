@@ -58,10 +58,21 @@ def test_the_largest_cluster_is_called_pristine_even_when_the_forgery_is_the_maj
         assert torch.equal(mask, ~truth if expected_inverted else truth), share
 
 
-def test_the_spanning_tree_methods_are_one_list():
-    from focal_pl.clustering import algorithms, fast_hdbscan
+def test_the_spanning_tree_methods_are_one_list_that_imports_nothing_heavy():
+    """``MST_METHODS`` lives in ``clustering.methods``: the package's startup names it without loading
+    the fast HDBSCAN module (and scikit-learn's private tree code), which stays a lazy import."""
+    import subprocess
+    import sys
 
-    assert algorithms.MST_METHODS == fast_hdbscan.MST_METHODS
+    from focal_pl.clustering import MST_METHODS, algorithms, core, fast_hdbscan, methods
+
+    assert algorithms.MST_METHODS is fast_hdbscan.MST_METHODS is core.MST_METHODS is MST_METHODS is methods.MST_METHODS
+    assert set(MST_METHODS) == {"auto", "prim", "boruvka"}
+    check = ("import sys, focal_pl.clustering; "
+             "assert 'focal_pl.clustering.fast_hdbscan' not in sys.modules, 'fast_hdbscan loaded at startup'; "
+             "assert 'sklearn.cluster._hdbscan._linkage' not in sys.modules, 'private tree code loaded'")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def test_hdbscan_on_an_authentic_map_gives_an_empty_mask():

@@ -4,7 +4,7 @@ Where three or more pieces merge at exactly the same mutual reachability, a bina
 order among those merges is arbitrary (scikit-learn's comes from its Prim order and NumPy's
 unstable argsort). Asserted here:
 - the Prim path equals scikit-learn's public class, ties included (it is the public class's Prim);
-- Boruvka's tree has the same weights, so the single-linkage hierarchy (as sets) is the same;
+- Boruvka's tree has the same weights, bit for bit, so the single-linkage hierarchy (as sets) is the same;
 - Boruvka's labels equal scikit-learn's on every point that ``tie_ambiguity`` does not flag, unless it
   reports that tied small pieces could add up to a cluster (then only the points above are asserted);
 - a group of at least ``min_samples`` identical rows (a flat image region) is never split.
@@ -15,22 +15,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.hdbscan_ties import ambiguous_points, tie_ambiguity
 from sklearn.cluster import HDBSCAN
 from test_fast_hdbscan import focal_like, same_partition
 
-from focal_pl.clustering.fast_hdbscan import (
-    ambiguous_points,
-    boruvka_mst,
-    hdbscan_labels,
-    squared_mutual_reachability,
-    tie_ambiguity,
-)
+from focal_pl.clustering.fast_hdbscan import boruvka_tree, hdbscan_labels
 
 
-def boruvka_tree(rows: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    reach = squared_mutual_reachability(torch.from_numpy(rows)[None].double(), min_samples)
-    edges, weights = boruvka_mst(reach, overwrite=True)
-    return edges[0].numpy(), weights[0].sqrt().numpy()
+def boruvka_edges(rows: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    edges, weights = boruvka_tree(torch.from_numpy(rows), min_samples)
+    return edges.numpy(), weights.numpy()
 
 
 def flat_regions(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -59,9 +53,9 @@ def check_against_scikit_learn(rows: np.ndarray, min_cluster_size: int, min_samp
     reference = model.labels_
     prim = hdbscan_labels(rows, min_cluster_size, min_samples, single, mst="prim")
     assert same_partition(reference, prim)
-    _, weights = boruvka_tree(rows, min_samples or min_cluster_size)
+    _, weights = boruvka_edges(rows, min_samples or min_cluster_size)
     hierarchy = np.sort(model._single_linkage_tree_["value"])
-    assert np.allclose(np.sort(weights), hierarchy, rtol=1e-12, atol=0)
+    assert np.array_equal(weights, hierarchy)  # scikit-learn's own weights, sorted: bit for bit
     boruvka = hdbscan_labels(rows, min_cluster_size, min_samples, single, mst="boruvka")
     ambiguous, regroup = ambiguous_points(rows, min_cluster_size, min_samples)
     if not regroup:
@@ -99,7 +93,7 @@ def test_a_stray_point_tied_between_two_clusters_is_the_limit():
     for first, second in ((a, b), (b, a)):
         rows = np.concatenate([middle, first, second]).astype(np.float32)
         reference = HDBSCAN(min_cluster_size=10, min_samples=5, copy=True).fit_predict(rows)
-        edges, weights = boruvka_tree(rows, 5)
+        edges, weights = boruvka_edges(rows, 5)
         ambiguous, regroup = tie_ambiguity(edges, weights, len(rows), 10)
         assert ambiguous.nonzero()[0].tolist() == [0] and not regroup
         boruvka = hdbscan_labels(rows, 10, 5, mst="boruvka")

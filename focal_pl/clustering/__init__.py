@@ -2,7 +2,6 @@
 
 from focal_pl.clustering.algorithms import (
     ALGORITHMS,
-    MST_METHODS,
     check_min_cluster_size,
     cluster_labels,
     resolve_min_cluster_size,
@@ -10,6 +9,7 @@ from focal_pl.clustering.algorithms import (
 from focal_pl.clustering.core import Clusterer, cluster_mask, feature_rows, pool_to_grid, resize_mask, unit_rows
 from focal_pl.clustering.labelling import forged_from_labels, pristine_distance_score
 from focal_pl.clustering.masker import Masker
+from focal_pl.clustering.methods import MST_METHODS
 
 __all__ = [
     "ALGORITHMS",

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-MstMethod = Literal["auto", "prim", "boruvka"]  # the same as fast_hdbscan.MST_METHODS (tested)
-MST_METHODS: tuple[str, ...] = ("auto", "prim", "boruvka")
+from focal_pl.clustering.methods import MST_METHODS, MstMethod  # noqa: F401 - re-exported (the package's API)
+
 Algorithm = Literal["hdbscan", "kmeans", "bisecting_kmeans", "birch", "ward"]
 ALGORITHMS: tuple[str, ...] = ("hdbscan", "kmeans", "bisecting_kmeans", "birch", "ward")
 

@@ -11,15 +11,14 @@ from torch import Tensor
 
 from focal_pl.clustering.algorithms import (
     ALGORITHMS,
-    MST_METHODS,
     Algorithm,
-    MstMethod,
     check_min_cluster_size,
     cluster_labels,
     resolve_min_cluster_size,
 )
 from focal_pl.clustering.labelling import NOISE_RULES, NoiseRule, forged_from_labels, pristine_distance_score
 from focal_pl.clustering.masker import Masker
+from focal_pl.clustering.methods import MST_METHODS, MstMethod
 from focal_pl.masks import resize_mask  # noqa: F401 - re-exported: clustering's masks to the image size
 
 
@@ -56,16 +55,18 @@ class Clusterer(Masker):
         seed: seed of the k-means family.
         grid: cluster on a grid of at most this side (feature maps above it are average-pooled, on
             the features' device), e.g. 64 for HRNet's 256 x 256 maps, whose 65536 points exact
-            HDBSCAN cannot take; None clusters the map as it is. The mask then has the grid's size.
-        backend: HDBSCAN's implementation: torch (exact, fast: dense distances by matrix product,
-            scikit-learn's own tree code; see ``fast_hdbscan``) or sklearn (the public class).
+            HDBSCAN takes only by chunks (Boruvka: seconds on a GPU, minutes on a CPU; see
+            ``fast_hdbscan``); None clusters the map as it is. The mask then has the grid's size.
+        backend: HDBSCAN's implementation: torch (exact, fast: scikit-learn's own distances where
+            float32 bounds cannot decide, its own tree code; see ``fast_hdbscan``) or sklearn (the
+            public class).
         device: where the torch backend and the labelling rule compute: auto (where the features
             are), or a torch device such as cpu, cuda, cuda:1 (the features are moved there).
         fusion: for a ``FusedExtractor``'s features: ``features`` clusters the concatenation (the
             paper's feature-level fusion); ``union`` / ``intersection`` cluster each member alone
             and combine the masks (the naive result-level fusion it is compared with).
-        mst: HDBSCAN's spanning tree (torch backend): auto (Prim on the CPU, Boruvka elsewhere),
-            prim or boruvka.
+        mst: HDBSCAN's spanning tree (torch backend): auto (Prim on the CPU while its N x N bounds
+            fit the memory budget, Boruvka by chunks of rows elsewhere), prim or boruvka.
     """
 
     def __init__(
@@ -149,8 +150,8 @@ class Clusterer(Masker):
         self, features: Tensor | np.ndarray, splits: list[int] | None = None
     ) -> list[tuple[Tensor, Tensor]]:
         """One (mask, score) per map of ``features`` B x C x h x w, on the CPU. HDBSCAN on the torch
-        backend batches the device work (reachability and Boruvka of all maps at once, within a
-        memory budget); the other algorithms cluster map by map."""
+        backend runs Boruvka's rounds for all maps at once (each map by chunks of rows within a
+        memory budget) or Prim map by map on the host; the other algorithms cluster map by map."""
         features = torch.as_tensor(features)
         if features.dim() != 4:
             raise ValueError(f"features must be B x C x h x w, got shape {tuple(features.shape)}")

@@ -1,69 +1,95 @@
-"""Exact HDBSCAN, fast: the dense work in torch (CPU or GPU), the tree work in scikit-learn's own code.
+"""Exact HDBSCAN, fast: scikit-learn's own distances, found without computing most of them exactly.
 
 HDBSCAN is core distances (the ``min_samples``-th smallest distance, the point itself included)
 -> mutual reachability ``max(core_i, core_j, d_ij)`` -> minimum spanning tree -> single linkage ->
 condensed tree -> clusters. scikit-learn's public ``HDBSCAN`` on 256-d features builds a KD-tree
-that does not prune in 256 dimensions and computes every distance in scalar Cython (5-7 s per
-64 x 64 map on 2 cores). Here the distances come from one (batched) matrix product, and the
-single linkage and cluster selection are scikit-learn's own routines (private: ``pyproject.toml``
-pins scikit-learn below its next minor release), so the partition is scikit-learn's; tests compare
-labels, noise included, with the public class.
+that does not prune in 256 dimensions and computes every distance in scalar Cython (3-4 s per
+64 x 64 map on 2 cores). The single linkage and cluster selection here are scikit-learn's own
+routines (private: ``pyproject.toml`` pins scikit-learn below its next minor release); the tests
+compare labels, noise included, with the public class.
 
-Distances: a matrix product is not bitwise symmetric, so its upper triangle is mirrored (edge
-(i, j) weighs the same from both ends, as Boruvka's tie-breaking needs, and a core distance ties
-exactly with the edges equal to it, as in scikit-learn). ``|x|^2 + |y|^2 - 2 x.y`` cancels for
-(near-)duplicate rows (a flat image region gives exact duplicates, whose computed distance would be
-~1e-8 instead of 0): rows whose nearest neighbours are within that rounding are found from the
-core-distance ``topk`` at no extra cost, and their pairs recomputed exactly (0 between identical
-rows, ``sum((x - y)^2)`` otherwise).
+**Exact values.** scikit-learn computes a distance as ``sqrt(sum((x_k - y_k)^2))`` in float64, the
+features added one after the other (its Cython loop). ``exact_distances`` does the same, in the same
+order, so its values equal scikit-learn's bit for bit (tested), and so do the core distances and
+every weight of the spanning trees built from them. Adding 256 features in order is slow, so it is
+done only for the few pairs whose value decides something; the rest is decided by bounds. The trees
+work on squared distances as *keys* (``_square_keys``: per square, the least double with the same
+correctly rounded root, so that keys order and tie exactly as scikit-learn's rooted values) and root
+only their N-1 weights.
+
+**Bounds.** One matrix product in float32 on centred rows (``sigma_i + sigma_j - 2 y_i.y_j``) gives
+every squared distance within a rigorous bound: ``|fl(x.y) - x.y| <= gamma_C sum|x_k y_k|`` for any
+summation order (``gamma_C = C u / (1 - C u)``, ``u = 2^-24``), plus the roundings of the norms, the
+sums, the centring and underflow. ``_Bounds`` shifts the product below every squared distance
+(``lower_ij``) and keeps per point ``h_i`` with ``D_ij^2 <= lower_ij + h_i + h_j``, with a margin for
+the rounding of the tests themselves. Centring on the mean shrinks the norms, hence the bound. A
+float32 product must then really be float32: ``torch.set_float32_matmul_precision`` is held at
+"highest" around it (no TF32, no bfloat16). Rows whose scale float32 cannot hold use float64.
+
+- Core distance of i: the k-th smallest ``lower`` of its row gives a band of candidates (the point
+  itself included); those certainly below are counted, the others computed exactly, and the k-th
+  smallest exact value taken: scikit-learn's ``kneighbors`` distance, bit for bit.
+- A pair certainly within the larger core distance of its ends (``lower_ij + h_i + h_j <=
+  max(core_i, core_j)^2``) has mutual reachability ``max(core_i, core_j)`` exactly, with no distance.
 
 Two ways to the minimum spanning tree (``mst=``):
 
-- ``"prim"``: Prim over the N x N mutual reachability on the host, with the public class's rules
-  (scikit-learn's ``mst_from_data_matrix``: start at node 0, add the lowest-index node of least
-  reachability, by an edge from the first tree node that reached it), then scikit-learn's
-  ``_process_mst`` (its own ``argsort`` of the weights in Prim order). The same tree in the same order
-  as the public class, hence its partition, ties included (on the same machine). The fastest on a
-  CPU, where the matrix already is.
-- ``"boruvka"``: Boruvka rounds in plain torch on the reachability's device, on squared values (the
-  square root is monotone; only the N - 1 tree weights are rooted). Per round: mask the edges inside
-  a component (in place), one row-wise min (torch documents the first index among equal values), two
-  scatter-mins for each component's lightest outgoing edge, pointer jumping to merge, and one host
-  sync (is every map down to one component?). Edges are ordered strictly by (weight, edge id
-  ``min(i, j) * N + max(i, j)``): for a fixed row the id grows with the column, so the first-index
-  argmin follows that order, the tree is the unique minimum spanning tree of that order, and no cycle
-  can form. Mutual reachability with ``min_samples`` in the tens to hundreds gives every point many
-  tied lightest edges (its core distance), so the first round leaves a handful of components and
-  2-4 rounds finish a map. ``B`` maps go in one call (B x N x N, component ids global over the
-  batch), in chunks of maps that fit a memory budget; the N - 1 edges of each map are sorted by
-  (weight, edge id) on the device, and only they come to the host, for ``make_single_linkage``.
-- ``"auto"`` (default): Prim on the CPU, Boruvka on any other device.
+- ``"prim"``: scikit-learn's own Prim (``mst_from_data_matrix``: start at node 0, add the
+  lowest-index node of least reachability, by an edge from the first tree node that reached it),
+  run on lower bounds ``max(key(core_i^2), key(core_j^2), lower_ij)`` over the N x N float32 ``lower``
+  on the host (``prim_tree``: one BLAS ``syrk``, its triangle mirrored). A node's least reachability
+  stays a lower bound of the true one, and the node chosen is certainly Prim's choice, tie rules
+  included, when its value is exact: the edge that set it is certified, or the node was refined (the
+  tree nodes whose lower bound does not exceed the least upper bound, the uncertain ones computed
+  exactly, the earliest of least value kept). Then scikit-learn's ``_process_mst`` (its own
+  ``argsort`` of the weights in Prim order). The tree is scikit-learn's, in its order, weights bit for
+  bit (tested against its ``mst_from_data_matrix``), hence its partition, ties included. 4 N^2 bytes
+  on the host; the default on the CPU while they fit the memory budget.
+- ``"boruvka"``: Boruvka rounds in plain torch on any device, from the rows, by chunks of rows: no
+  N x N matrix is ever held (``boruvka_tree``; HRNet's 256 x 256 maps). Per round and chunk: the
+  float32 bounds of the chunk's rows, the edges inside a component masked, each row's least upper
+  bound, then its lightest edge out of its component among the certified pairs (``min``: torch
+  documents the first index among equal values) and the few uncertain pairs not above that bound
+  (computed exactly, two scatter-mins); then per component its lightest edge (two scatter-mins),
+  pointer jumping to merge, one host sync (is every map down to one component?). Edges are ordered
+  strictly by (weight, edge id ``min(i, j) * N + max(i, j)``): for a fixed row the id grows with the
+  column, so the first-index minimum follows that order, the tree is the unique minimum spanning tree
+  of that order, and no cycle can form (exact weights are symmetric by construction). Any chunking
+  gives the same tree, bit for bit. Mutual reachability with ``min_samples`` in the tens to hundreds
+  gives every point many tied lightest edges (its core distance), so 2-4 rounds finish a map. Peak
+  memory of B maps of N x C (rows of ``e`` bytes), ``R`` rows per chunk: ``CHUNK_BYTES_PER_PAIR * R *
+  N`` (26: the chunk's float32 bounds, two float64 and three bool R x N buffers, 23 bytes, and slack)
+  ``+ B N C (e + 8)`` (the rows, their centred float32 copy, the matrix product's packing) ``+ 200 B N``
+  (per-point vectors) ``+ EXACT_BYTES`` (32 MiB at most, for exact sums); ``chunk_rows`` sizes ``R`` to
+  the memory budget (measured on the CPU: ``benchmarks/results/clustering_speed.md``; on a GPU the
+  test asserts the budget). For N = 65,536 (256 x 256), C = 256, float32: 1.6 MiB per row of a chunk
+  and 237 MiB fixed, so 6.7 GiB at R = 4096 and 1.9 GiB at R = 1024 (a 65,536^2 float32 matrix
+  alone would be 16 GiB). The default on a GPU.
+- ``"auto"`` (default): Prim on the CPU while its matrix fits the budget, Boruvka otherwise.
 
-**The tie limit.** Both trees have the public class's weights, so the single-linkage hierarchy
-(the clusters at every distance, as sets) is scikit-learn's. But where three or more pieces merge at
+**The tie limit.** Both trees have scikit-learn's weights, so the single-linkage hierarchy (the
+clusters at every distance, as sets) is scikit-learn's. But where three or more pieces merge at
 exactly the same mutual reachability, the order in which a binary dendrogram performs those merges
 is arbitrary, and the condensed tree depends on it. scikit-learn's order comes from its Prim tree
 and NumPy's unstable, SIMD ``argsort`` (so it can change with the CPU); the Prim path copies both;
 Boruvka's comes from its (weight, edge id) order. With two or more tied pieces of at least
 ``min_cluster_size`` points, the points of the smaller tied pieces may then join either large piece
 or be noise; every other point keeps its label. If some order can also join small tied pieces into
-a side of ``min_cluster_size`` points (lattices: ties everywhere), any label may change.
-``tie_ambiguity`` and ``ambiguous_points`` find these points; the tests assert Boruvka's labels equal
-to the public class's everywhere else. On continuous FOCAL-like maps the tie is a stray point whose
-core distance reaches two clusters at once (its own label is arbitrary); flat regions (duplicate
-rows, at distance 0 here as in scikit-learn) add tied pieces, but a region of at least
-``min_samples`` identical rows is never split by either path. Measured on 100 random small
-FOCAL-like maps and 100 with flat regions (``benchmarks/results/clustering_speed.md``): the Prim
-path equalled the public class on all 200; Boruvka differed on 8 and 24 of them, always only on
-points ``ambiguous_points`` flags (ties on 20 and 41 maps). Weights are equal to scikit-learn's up to
-rounding (a matrix product, not its per-pair sums), so a near-tie could in principle still order
-differently; none did in these 200 maps.
-"""
+a side of ``min_cluster_size`` points (lattices: ties everywhere), any label may change. The tests
+(``tests/helpers/hdbscan_ties.py``) find these points and assert Boruvka's labels equal to the public
+class's everywhere else. On continuous FOCAL-like maps the tie is a stray point whose core distance
+reaches two clusters at once (its own label is arbitrary); flat regions (duplicate rows, at distance
+0 here as in scikit-learn) add tied pieces, but a region of at least ``min_samples`` identical rows is
+never split by either path (``benchmarks/results/clustering_speed.md`` counts both)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -73,167 +99,610 @@ from sklearn.cluster._hdbscan._tree import tree_to_labels
 from sklearn.cluster._hdbscan.hdbscan import _process_mst
 from torch import Tensor
 
-# how the spanning tree is built; defined here, at the bottom of the clustering package, so that
-# algorithms.py can import this module lazily (it falls back to scikit-learn's public class)
-MstMethod = Literal["auto", "prim", "boruvka"]
-MST_METHODS: tuple[str, ...] = ("auto", "prim", "boruvka")
+from focal_pl.clustering.methods import MST_METHODS, MstMethod
 
-CPU_MEMORY_BUDGET = 512 << 20  # bytes of reachability per chunk of maps on the CPU
-
-
-# ------------------------------------------------------------------------------------------ distances
-
-
-def squared_distances(rows: Tensor) -> Tensor:
-    """Squared euclidean distances (B x) N x N of (B x) N x C ``rows``, exactly symmetric: one matrix
-    product ``|x|^2 + |y|^2 - 2 x.y``, then the pairs within rounding of each other recomputed
-    exactly (0 for identical rows)."""
-    batched = rows.dim() == 3
-    rows = rows if batched else rows[None]
-    squared = _squared_norms(rows)
-    d2 = _gram_distances(rows, squared)
-    near = d2 <= _tolerance(rows, squared)[:, :, None]
-    _exact_near_pairs(rows, d2, (near.sum(-1) > 1))
-    return d2 if batched else d2[0]
+CPU_MEMORY_BUDGET = 2 << 30  # bytes: Prim's N x N float32 lower bounds (up to N ~ 23,000), Boruvka's chunks
+CHUNK_BYTES_PER_PAIR = 26  # Boruvka's peak bytes per (row of a chunk, point) pair: 23 live, and slack
+EXACT_BYTES = 32 << 20  # the most an exact sum holds at once (pairs x features x float64)
+_SMALL = 64  # below this many pairs, exact distances go one pair per row (no per-feature loop)
+WORKSPACE_BYTES = 256 << 20  # Prim's N x N buffer is kept between calls up to this size (N = 8192)
+_WORKSPACE: dict = {}
+_WORKSPACE_LOCK = threading.Lock()
 
 
-def squared_mutual_reachability(rows: Tensor, min_samples: int) -> Tensor:
-    """``max(core_i, core_j, d_ij)^2`` for B x N x C ``rows`` (any device), B x N x N, exactly
-    symmetric; core = the min_samples-th smallest distance of each point, itself included
-    (scikit-learn's convention)."""
-    return _reachability(rows, min_samples, root=False)
+# ------------------------------------------------------------------------------------------ exact values
 
 
-def mutual_reachability(rows: Tensor, min_samples: int) -> Tensor:
-    """``max(core_i, core_j, d_ij)`` for (B x) N x C ``rows`` (any device), (B x) N x N. Computed on
-    squared distances (the square root is monotone) and rooted once at the end."""
-    batched = rows.dim() == 3
-    reach = _reachability(rows if batched else rows[None], min_samples, root=True)
-    return reach if batched else reach[0]
+def exact_distances(rows: np.ndarray | Tensor, first, second) -> np.ndarray | Tensor:
+    """scikit-learn's euclidean distances between ``rows[first]`` and ``rows[second]``, float64, bit
+    for bit: the differences in float64, squared, added one feature after the other, rooted (its
+    Cython loop's order). NumPy rows give a NumPy array, torch rows a tensor on their device."""
+    if isinstance(rows, Tensor):
+        first = torch.as_tensor(first, device=rows.device)
+        return _sqrt64(_exact_torch(rows, first, torch.as_tensor(second, device=rows.device)))
+    rows = np.asarray(rows)
+    return np.sqrt(_exact_numpy(rows, np.ascontiguousarray(rows.T), np.asarray(first), np.asarray(second)))
 
 
-def _reachability(rows: Tensor, min_samples: int, root: bool) -> Tensor:
-    squared = _squared_norms(rows)
-    d2 = _gram_distances(rows, squared)
-    k = max(min_samples, 2)  # the nearest other point too, to find near-duplicates for free
-    smallest = d2.topk(k, dim=-1, largest=False, sorted=False).values
-    flagged = (smallest <= _tolerance(rows, squared)[..., None]).sum(-1) > 1
-    if _exact_near_pairs(rows, d2, flagged):
-        smallest = d2.topk(k, dim=-1, largest=False, sorted=False).values
-    core2 = (smallest.amax(-1) if min_samples == k else smallest.amin(-1)).clamp_min(0.0)
-    torch.maximum(d2, core2[:, :, None], out=d2)  # max is commutative: stays symmetric
-    torch.maximum(d2, core2[:, None, :], out=d2)
-    return d2.sqrt_() if root else d2
+def _exact_numpy(x: np.ndarray, xt: np.ndarray, first: np.ndarray, second: np.ndarray,
+                 chunk: int = 2048) -> np.ndarray:
+    """Squared distances as scikit-learn sums them (not rooted), on the host. ``xt`` is ``x``
+    transposed (C x N): each feature's differences then lie in one row, and the features are added
+    row after row (in order for every pair, many pairs per vector operation)."""
+    m = len(first)
+    out = np.empty(m)
+    if m < _SMALL:
+        d = np.subtract(x[first], x[second], dtype=np.float64)
+        np.multiply(d, d, out=d)
+        np.add.accumulate(d, axis=1, out=d)
+        out[:] = d[:, -1] if m else 0.0
+        return out
+    for start in range(0, m, chunk):
+        stop = min(m, start + chunk)
+        d = np.subtract(np.take(xt, first[start:stop], axis=1), np.take(xt, second[start:stop], axis=1),
+                        dtype=np.float64)
+        np.multiply(d, d, out=d)
+        total = out[start:stop]
+        total[:] = d[0]
+        for feature in d[1:]:
+            total += feature
+    return out
 
 
-def _squared_norms(rows: Tensor) -> Tensor:
-    """|x|^2 of B x N x C rows, B x N; raises ValueError unless finite (a NaN or inf row makes it so)."""
-    squared = (rows * rows).sum(-1)
-    if not bool(torch.isfinite(squared).all()):
-        raise ValueError("HDBSCAN needs finite features")
-    return squared
+def _exact_torch(x: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """``_exact_numpy`` in torch (any device): one vector add per feature, in order."""
+    out = torch.empty(first.numel(), dtype=torch.float64, device=x.device)
+    chunk = max(1, EXACT_BYTES // (8 * max(1, x.shape[1])))
+    for start in range(0, first.numel(), chunk):
+        d = x[first[start : start + chunk]].double() - x[second[start : start + chunk]].double()
+        d.mul_(d)
+        total = d[:, 0].clone()
+        for k in range(1, d.shape[1]):
+            total += d[:, k]
+        out[start : start + chunk] = total
+    return out
 
 
-def _gram_distances(rows: Tensor, squared: Tensor) -> Tensor:
-    """Squared distances B x N x N, exactly symmetric, 0 on the diagonal: ``|x|^2 + |y|^2 - 2 x.y``
-    by one batched matrix product, the upper triangle then mirrored. A matrix product is not bitwise
-    symmetric; edge (i, j) must weigh the same from both ends for Boruvka's tie-breaking to stay
-    consistent (hence cycle-free), and for core distances (taken along rows) to tie exactly with the
-    edges that equal them, as in scikit-learn."""
-    d2 = torch.baddbmm(squared[:, :, None], rows, rows.transpose(1, 2), alpha=-2.0)
-    d2.add_(squared[:, None, :])
-    _mirror(d2)
-    d2.diagonal(dim1=1, dim2=2).zero_()
-    return d2
+def _sqrt64(values: Tensor) -> Tensor:
+    """Correctly rounded float64 square roots, as scikit-learn's C ``sqrt``: torch's vectorised CPU
+    ``sqrt`` can be an ulp off (CUDA's double ``sqrt`` is IEEE), so the host takes NumPy's."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.sqrt(values.numpy()))
+    return values.sqrt()
 
 
-def _mirror(matrix: Tensor) -> Tensor:
-    """Copy the upper triangle of B x N x N ``matrix`` onto the lower one, in place, by strips of
-    columns: on a CPU narrow ones through NumPy (a transposed copy that stays in cache, and no
-    thread barrier per strip), on a GPU wide ones."""
-    if matrix.device.type == "cpu" and matrix.dtype in (torch.float64, torch.float32):
-        return _mirror_numpy(matrix)
-    return _mirror_torch(matrix)
+def _square_keys(squares):
+    """Per squared distance, the least double with the same correctly rounded square root: compared
+    as keys, squared values order and tie exactly as scikit-learn's rooted distances (two squares one
+    ulp apart can share a root), so the trees work on squares and root only their N-1 weights."""
+    if isinstance(squares, Tensor):
+        root, lib, sqrt = _sqrt64(squares), torch, _sqrt64
+    elif len(squares) <= 8:  # a refinement's few values: Python's IEEE sqrt and nextafter
+        return np.array([_square_key(float(v)) for v in squares])
+    else:
+        root, lib, sqrt = np.sqrt(squares), np, np.sqrt
+    key = root * root  # within an ulp or two of the least square with this root
+    up, down = lib.full_like(key, math.inf), lib.full_like(key, -math.inf)
+    for _ in range(4):  # up to a square with this root ...
+        low = sqrt(key) < root
+        if not bool(low.any()):
+            break
+        key = lib.where(low, lib.nextafter(key, up), key)
+    for _ in range(4):  # ... then down while the root holds
+        lower = lib.nextafter(key, down)
+        same = (lower >= 0) & (sqrt(lib.maximum(lower, 0 * lower)) == root)
+        if not bool(same.any()):
+            break
+        key = lib.where(same, lower, key)
+    return key
 
 
-def _mirror_numpy(matrix: Tensor, width: int = 64) -> Tensor:
-    n = matrix.shape[-1]
-    for m in matrix.detach().numpy():
-        for start in range(0, n, width):
-            stop = min(n, start + width)
-            square = m[start:stop, start:stop]
-            upper = _upper_indices(stop - start)
-            square.T[upper] = square[upper]
-            if stop < n:
-                m[stop:, start:stop] = m[start:stop, stop:].T
+def _square_key(square: float) -> float:
+    root = math.sqrt(square)
+    key = root * root
+    while math.sqrt(key) < root:
+        key = math.nextafter(key, math.inf)
+    while key > 0 and math.sqrt(math.nextafter(key, -math.inf)) == root:
+        key = math.nextafter(key, -math.inf)
+    return key
+
+
+# ------------------------------------------------------------------------------------------ bounds
+
+
+class _Bounds:
+    """Centred low-precision rows for one matrix product, with the bound of its squared distances.
+
+    ``sigma_i + sigma_j - 2 y_i.y_j`` (computed in ``dtype``) lies below ``D_ij^2`` by at least
+    ``b_ij`` and at most ``3 b_ij``, ``b_ij = beta (S_i + S_j) + eta`` (``S = |y|^2``; ``eta`` covers
+    underflow). With ``h = 5 beta S + 2.5 eta``, ``D_ij^2 <= lower_ij + h_i + h_j - b_ij``: one ``b``
+    of margin for the rounding of the tests themselves (float32 comparisons, sums)."""
+
+    def __init__(self, x: np.ndarray | Tensor):
+        c = x.shape[1]
+        for dtype in ("float32", "float64"):
+            info = np.finfo(dtype)
+            u = float(info.eps) / 2
+            beta = c * u / (1 - c * u) + 32 * u
+            eta = (c + 32) * float(info.tiny)
+            if isinstance(x, Tensor):
+                x64 = x.double()
+                self.y = (x64 - x64.mean(0)).to(getattr(torch, dtype))
+                norms = self.y.double().square().sum(1)
+                largest = float(norms.max()) if len(norms) else 0.0
+            else:
+                centred = np.subtract(x, x.mean(0, dtype=np.float64), dtype=np.float64)
+                self.y = centred.astype(dtype)
+                norms = np.einsum("ij,ij->i", self.y, self.y, dtype=np.float64)
+                largest = float(norms.max()) if len(norms) else 0.0
+            # float32 unless its range cannot hold the squared norms (overflow, or all underflow)
+            if dtype == "float64" or (math.isfinite(largest) and largest < 1e30 and not 0 < largest < 1e-30):
+                break
+        if not math.isfinite(largest):  # NaN or inf features (or squares beyond float64)
+            raise ValueError("HDBSCAN needs finite features (and squared distances within float64)")
+        self.sigma = (norms * (1 - 2 * beta) - eta).astype(dtype) if not isinstance(x, Tensor) else \
+            (norms * (1 - 2 * beta) - eta).to(self.y.dtype)
+        self.h = 5 * beta * norms + 2.5 * eta
+        self.h_max = float(self.h.max()) if len(self.h) else 0.0
+
+
+@contextlib.contextmanager
+def _ieee_matmul():
+    """float32 matrix products in float32 (no TF32, no bfloat16) for the bounds to hold."""
+    before = torch.get_float32_matmul_precision()
+    if before != "highest":
+        torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        if before != "highest":
+            torch.set_float32_matmul_precision(before)
+
+
+def _thresholds(core2, bounds: _Bounds):
+    """Per point: pairs whose lower bound is at most this are certainly within the point's core
+    distance (``lower + h_i + h_j <= core_i^2``), whatever the other end."""
+    return core2 - bounds.h - bounds.h_max
+
+
+def _round_down(values: Tensor, dtype: torch.dtype) -> Tensor:
+    """float64 -> ``dtype``, never above the float64 value."""
+    low = values.to(dtype)
+    return torch.where(low.double() > values, torch.nextafter(low, torch.full_like(low, -math.inf)), low)
+
+
+def _round_up(values: Tensor, dtype: torch.dtype) -> Tensor:
+    high = values.to(dtype)
+    return torch.where(high.double() < values, torch.nextafter(high, torch.full_like(high, math.inf)), high)
+
+
+def _down(values: np.ndarray, dtype) -> np.ndarray:
+    low = values.astype(dtype)
+    return np.where(low > values, np.nextafter(low, -np.inf), low)
+
+
+def _up(values: np.ndarray, dtype) -> np.ndarray:
+    high = values.astype(dtype)
+    return np.where(high < values, np.nextafter(high, np.inf), high)
+
+
+# ------------------------------------------------------------------------------------------ Prim (host)
+
+
+def prim_tree(rows: np.ndarray | Tensor, min_samples: int) -> np.ndarray:
+    """scikit-learn's Prim tree of ``rows`` N x C (its ``mst_from_data_matrix`` on its core
+    distances), bit for bit: the N-1 edges in Prim order (``MST_edge_dtype``: current_node,
+    next_node, distance), the order ``_process_mst`` expects. On the host, 4 N^2 bytes (module
+    docstring)."""
+    x = _host_rows(rows)
+    if len(x) < 2:
+        return np.empty(0, dtype=MST_edge_dtype)
+    xt = np.ascontiguousarray(x.T)
+    bounds = _Bounds(x)
+    lower = _dense_lower_bounds(bounds)
+    try:
+        core2 = _dense_core_squares(x, xt, lower, bounds, min_samples)
+        mst = _certified_prim(x, xt, lower, core2, bounds)
+    finally:
+        _keep_workspace(lower)
+    np.sqrt(mst["distance"], out=mst["distance"])
+    return mst
+
+
+def core_distances(rows: np.ndarray | Tensor, min_samples: int, rows_per_chunk: int | None = None
+                   ) -> np.ndarray | Tensor:
+    """scikit-learn's core distances of ``rows`` N x C (the ``min_samples``-th smallest distance, the
+    point itself included), float64, bit for bit. NumPy rows: on the host, through the N x N bounds;
+    torch rows: on their device, by chunks of rows (all at once unless ``rows_per_chunk``)."""
+    if isinstance(rows, Tensor):
+        return _sqrt64(_chunked_core_squares(rows, _Bounds(rows), min_samples, rows_per_chunk or len(rows)))
+    x = _host_rows(rows)
+    bounds = _Bounds(x)
+    lower = _dense_lower_bounds(bounds)
+    try:
+        return np.sqrt(_dense_core_squares(x, np.ascontiguousarray(x.T), lower, bounds, min_samples))
+    finally:
+        _keep_workspace(lower)
+
+
+def _host_rows(rows: np.ndarray | Tensor) -> np.ndarray:
+    x = rows.detach().cpu().numpy() if isinstance(rows, Tensor) else np.asarray(rows)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    return np.ascontiguousarray(x)
+
+
+def _dense_lower_bounds(bounds: _Bounds) -> np.ndarray:
+    """``sigma_i + sigma_j - 2 y_i.y_j`` for all pairs, N x N (C order), exactly symmetric: one
+    symmetric rank-k update (BLAS ``syrk``: half the products of a full matrix product) on the outer
+    sum, its triangle then mirrored. BLAS runs on one thread: its idle workers spin for a while after
+    a call, taking a core from the NumPy work that follows (which has threads of its own)."""
+    from scipy.linalg import blas
+
+    y, sigma = bounds.y, bounds.sigma
+    n = len(y)
+    syrk = blas.ssyrk if y.dtype == np.float32 else blas.dsyrk
+    lower = _workspace(n, y.dtype)
+    np.add(sigma[:, None], sigma[None, :], out=lower)
+    # Fortran's lower triangle is the C-order upper one of the transpose (the same symmetric matrix)
+    with _one_blas_thread():
+        filled = syrk(-2.0, np.asfortranarray(y), beta=1.0, c=lower, overwrite_c=1, lower=1)
+    if not np.shares_memory(filled, lower):
+        raise RuntimeError("BLAS syrk did not update the matrix in place")
+    matrix = lower.T
+    _mirror_numpy(matrix[None])
     return matrix
 
 
-def _mirror_torch(matrix: Tensor, width: int = 2048) -> Tensor:
-    n = matrix.shape[-1]
-    for start in range(0, n, width):
-        stop = min(n, start + width)
-        square = matrix[:, start:stop, start:stop]
-        square.copy_(torch.triu(square) + torch.triu(square, 1).transpose(1, 2))
-        if stop < n:
-            matrix[:, stop:, start:stop] = matrix[:, start:stop, stop:].transpose(1, 2)
-    return matrix
+def _workspace(n: int, dtype) -> np.ndarray:
+    """An N x N Fortran-order buffer: the one the last call kept, if its shape, else a new one (its
+    pages are then faulted in on first write, a few ms for 64 MiB)."""
+    with _WORKSPACE_LOCK:
+        kept = _WORKSPACE.pop((n, np.dtype(dtype)), None)
+    return kept if kept is not None else np.empty((n, n), dtype=dtype, order="F")
 
 
-@functools.lru_cache(maxsize=8)
-def _upper_indices(width: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(width, 1)
+def _keep_workspace(matrix: np.ndarray) -> None:
+    """Keep the N x N buffer behind ``matrix`` (its C-order transpose) for the next call, if at most
+    ``WORKSPACE_BYTES``; one buffer at a time (a concurrent call gets its own)."""
+    buffer = matrix.T
+    if buffer.nbytes <= WORKSPACE_BYTES and buffer.flags.f_contiguous:
+        with _WORKSPACE_LOCK:
+            _WORKSPACE.clear()
+            _WORKSPACE[(len(buffer), buffer.dtype)] = buffer
 
 
-def symmetrize_(matrix: Tensor) -> Tensor:
-    """Copy the upper triangle of (B x) N x N ``matrix`` onto the lower one, in place."""
-    _mirror(matrix if matrix.dim() == 3 else matrix[None])
-    return matrix
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController  # scikit-learn's own dependency
+
+    return ThreadpoolController()
 
 
-def _tolerance(rows: Tensor, squared: Tensor | None = None) -> Tensor:
-    """Per row: squared distances below this may be rounding (C eps |x|^2, a dot product's bound)."""
-    squared = (rows * rows).sum(-1) if squared is None else squared
-    return 2.0 * rows.shape[-1] * torch.finfo(rows.dtype).eps * squared
+@contextlib.contextmanager
+def _one_blas_thread():
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
 
 
-def _exact_near_pairs(rows: Tensor, d2: Tensor, flagged: Tensor, pairs_per_chunk: int = 1 << 16) -> bool:
-    """Recompute exactly the pairs among ``flagged`` rows (B x N bool) whose ``d2`` is within rounding:
-    0 for identical rows, ``sum((x - y)^2)`` for the rest. Returns whether anything was flagged."""
-    maps = flagged.any(-1).nonzero().flatten().tolist()  # one host sync per call
-    for m in maps:
-        index = flagged[m].nonzero().flatten()
-        sub = rows[m, index]
-        _, identity = torch.unique(sub, dim=0, return_inverse=True)
-        same = identity[:, None] == identity[None, :]
-        block = d2[m][index[:, None], index[None, :]]
-        scale = _tolerance(sub)
-        todo = (block <= torch.maximum(scale[:, None], scale[None, :])) & ~same
-        block.masked_fill_(same, 0.0)
-        first, second = todo.nonzero(as_tuple=True)
-        for start in range(0, first.numel(), pairs_per_chunk):
-            i, j = first[start : start + pairs_per_chunk], second[start : start + pairs_per_chunk]
-            block[i, j] = (sub[i] - sub[j]).square().sum(-1)
-        d2[m][index[:, None], index[None, :]] = block
-    return bool(maps)
+def _dense_core_squares(x: np.ndarray, xt: np.ndarray, lower: np.ndarray, bounds: _Bounds, k: int,
+                        block: int = 64) -> np.ndarray:
+    """Squared core distances (scikit-learn's sums) from the N x N lower bounds, by blocks of rows
+    that stay in cache, on the CPU's threads: the k-th smallest bound of each row, the entries
+    certainly below it counted, the band of those that may be the k-th computed exactly (module
+    docstring). The band is first taken for the widest bound of the row (``h_max``), then narrowed
+    with each pair's own: below, ``lower + h_i + h_j`` under the k-th bound; above, ``lower`` over the
+    k-th smallest upper bound (at most the largest upper bound among the entries not above the k-th
+    bound)."""
+    n = len(lower)
+    h, h_max = bounds.h, bounds.h_max
+    below = np.empty(n, dtype=np.int64)
+    q = np.empty(n)
+
+    def rows_band(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        firsts, seconds = [], []
+        for start in range(span[0], span[1], block):
+            stop = min(span[1], start + block)
+            rows = lower[start:stop]
+            part = np.partition(rows, k - 1, axis=1)
+            kth = part[:, k - 1].astype(np.float64)
+            q[start:stop] = kth
+            low = _down(kth - h[start:stop] - h_max, rows.dtype)  # below this: certainly below the k-th
+            high = _up(kth + h[start:stop] + h_max, rows.dtype)  # the k-th is at most this
+            below[start:stop] = np.count_nonzero(part[:, : k - 1] < low[:, None], axis=1)
+            first, second = _nonzero((rows >= low[:, None]) & (rows <= high[:, None]))
+            firsts.append(first + start)
+            seconds.append(second)
+        return np.concatenate(firsts), np.concatenate(seconds)
+
+    found = _threads(rows_band, _spans(n, block))
+    first, second = np.concatenate([f for f, _ in found]), np.concatenate([s for _, s in found])
+    bound = lower[first, second].astype(np.float64)
+    upper = bound + h[first] + h[second]
+    certain = upper < q[first]  # certainly below for its own pair of bounds: counted, no distance
+    below += np.bincount(first[certain], minlength=n)
+    cap = q.copy()
+    inside = bound <= q[first]
+    np.maximum.at(cap, first[inside], upper[inside])
+    keep = ~certain & (bound <= cap[first])
+    first, second = first[keep], second[keep]
+    return _kth_of_groups(first, _exact_pairs(x, xt, first, second), k - below, n)
 
 
-# ------------------------------------------------------------------------------------------ spanning trees
+def _exact_pairs(x: np.ndarray, xt: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``_exact_numpy`` of pairs that may repeat in either order: each unordered pair once, on the
+    CPU's threads."""
+    n = len(x)
+    unique, inverse = np.unique(np.minimum(first, second) * n + np.maximum(first, second), return_inverse=True)
+    a, b = np.divmod(unique, n)
+    values = _threads(lambda span: _exact_numpy(x, xt, a[span[0]:span[1]], b[span[0]:span[1]]),
+                      _spans(len(unique), 2048))
+    return np.concatenate(values)[inverse] if values else np.empty(0)
+
+
+def _spans(n: int, step: int) -> list[tuple[int, int]]:
+    """(start, stop) ranges covering 0..n: a few per thread, whole multiples of ``step``."""
+    parts = max(1, min(4 * _workers(), -(-n // step)))
+    size = -(-(-(-n // parts)) // step) * step
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def _workers() -> int:
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def _threads(fn, items: list):
+    """``[fn(item) for item in items]`` on the CPU's threads (NumPy releases the GIL in its loops, sorts
+    and copies); a pool per call, so that nothing outlives a fork."""
+    if _workers() == 1 or len(items) < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(_workers()) as pool:
+        return list(pool.map(fn, items))
+
+
+def _kth_of_groups(group, values, rank, n: int):
+    """Per group g (0..n-1): the ``rank[g]``-th smallest (1-based) of its ``values``."""
+    if isinstance(values, Tensor):
+        order = torch.sort(values, stable=True).indices
+        order = order[torch.sort(group[order], stable=True).indices]
+        counts = torch.bincount(group, minlength=n)
+        starts = torch.cumsum(counts, 0) - counts
+    else:
+        order = np.lexsort((values, group))
+        counts = np.bincount(group, minlength=n)
+        starts = np.cumsum(counts) - counts
+    if bool(((rank < 1) | (rank > counts)).any()):
+        raise RuntimeError("core distance bounds failed: please report this map")
+    return values[order][starts + rank - 1]
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a sparse 2-d bool array, by 8-byte words first."""
+    cols = mask.shape[1]
+    if cols % 8 or not mask.flags.c_contiguous:
+        return np.nonzero(mask)
+    words = np.flatnonzero(mask.view(np.uint64))
+    where, offset = np.nonzero(mask.reshape(-1, 8)[words])
+    flat = words[where] * 8 + offset
+    return flat // cols, flat % cols
+
+
+def _certified_prim(x: np.ndarray, xt: np.ndarray, lower: np.ndarray, core2: np.ndarray,
+                    bounds: _Bounds) -> np.ndarray:
+    """scikit-learn's Prim on the lower bounds ``max(key(core_i^2), key(core_j^2), lower_ij)`` (module
+    docstring); distances in the tree are square keys (``_square_keys``), rooted by the caller.
+
+    Per step, 8 vector operations on N entries: the new tree node's row of lower bounds (``open``
+    holds the core keys, infinite for tree nodes, so that their entries never improve), where it
+    improves a node's least reachability (strictly: the first tree node to reach a value keeps it),
+    and the first node of least value. That value is exact when the edge that set it is certified
+    (its bound within the threshold of either end) or when the node was refined since."""
+    n = len(core2)
+    keys = _square_keys(core2)
+    threshold = _thresholds(core2, bounds).tolist()
+    reach = np.full(n, np.inf)
+    source = np.zeros(n, dtype=np.int64)
+    better = np.empty(n, dtype=bool)
+    row, own = np.empty(n), np.empty(n)
+    open_ = keys.copy()
+    key = keys.tolist()
+    refined = [-1] * n
+    order = np.zeros(n, dtype=np.int64)  # the tree's nodes in Prim order (node 0 first)
+    rank = np.full(n, n, dtype=np.int64)  # each node's place in that order (n: not in the tree)
+    rank[0] = 0
+    sources, weights = [0] * (n - 1), [0.0] * (n - 1)
+    maximum, minimum, less, copyto, argmin = np.maximum, np.minimum, np.less, np.copyto, reach.argmin
+    node = 0
+    for step in range(n - 1):
+        open_[node] = np.inf
+        copyto(row, lower[node])  # to float64 (a cast copy is faster than a mixed maximum)
+        own.fill(key[node])  # and a filled array faster than a scalar operand
+        maximum(row, own, out=row)
+        maximum(row, open_, out=row)
+        less(row, reach, out=better)
+        copyto(source, node, where=better)
+        minimum(reach, row, out=reach)  # the values where better (faster than a masked copy)
+        node = int(argmin())
+        first = source.item(node)
+        bound = lower.item(first, node)
+        while bound > threshold[node] and bound > threshold[first] and refined[node] != first:
+            first, reach[node] = _refine(x, xt, lower, keys, core2, bounds.h, rank, node)
+            source[node] = refined[node] = first
+            node = int(argmin())
+            first = source.item(node)
+            bound = lower.item(first, node)
+        sources[step] = first
+        weights[step] = reach.item(node)
+        order[step + 1] = node
+        rank[node] = step + 1
+        reach[node] = np.inf
+    mst = np.empty(n - 1, dtype=MST_edge_dtype)
+    mst["current_node"], mst["next_node"], mst["distance"] = sources, order[1:], weights
+    return mst
+
+
+def _refine(x, xt, lower, keys, core2, h, rank: np.ndarray, node: int) -> tuple[int, float]:
+    """The exact least reachability (a square key) of ``node`` from the tree (``rank``: each node's
+    place in Prim order, N outside the tree) and the earliest tree node that reaches it: the tree
+    nodes whose lower bound is at most the least upper bound, the uncertain ones computed exactly.
+    Whole rows (contiguous) with a mask, rather than gathers of the tree's nodes."""
+    outside = rank == len(rank)
+    bound = lower[node].astype(np.float64)
+    larger = np.maximum(keys, keys[node])
+    square = bound + h
+    square += h[node]  # at least the squared distance
+    upper = np.maximum(larger, square)
+    np.putmask(upper, outside, np.inf)
+    lowest = np.maximum(larger, bound)
+    np.putmask(lowest, outside, np.inf)
+    candidates = np.flatnonzero(lowest <= upper.min())
+    value = larger[candidates]  # exact where certainly within the larger core distance
+    uncertain = np.flatnonzero(square[candidates] > np.maximum(core2[candidates], core2[node]))
+    if len(uncertain):
+        ends = candidates[uncertain]
+        exact = _square_keys(_exact_numpy(x, xt, np.full(len(ends), node), ends))
+        value[uncertain] = np.maximum(value[uncertain], exact)
+    least = value.min()
+    tied = candidates[value == least]
+    first = tied[np.argmin(rank[tied])]  # the earliest in Prim order
+    return int(first), float(least)
+
+
+# ------------------------------------------------------------------------------------------ Boruvka (any device)
+
+
+def boruvka_tree(rows: Tensor | np.ndarray, min_samples: int, rows_per_chunk: int | None = None,
+                 memory_budget: int | None = None) -> tuple[Tensor, Tensor]:
+    """Minimum spanning trees of the mutual reachability of ``rows`` (B x) N x C, on their device, by
+    chunks of rows (module docstring): no N x N matrix. Returns (edge ids (B x) N-1 int64, weights
+    (B x) N-1 float64, scikit-learn's values) sorted by (weight, edge id), on the rows' device.
+    ``rows_per_chunk`` (None: as many as ``memory_budget`` allows, ``chunk_rows``) changes the memory,
+    never the result."""
+    data = torch.as_tensor(rows)
+    single = data.dim() == 2
+    data = data[None] if single else data
+    if data.dim() != 3:
+        raise ValueError(f"rows must be (B x) N x C, got shape {tuple(data.shape)}")
+    b, n, c = data.shape
+    device = data.device
+    if rows_per_chunk is None:
+        rows_per_chunk = chunk_rows(n, c, _memory_budget(device, memory_budget), data.element_size(), b)
+    chunk = max(1, min(n, int(rows_per_chunk)))
+    maps = []
+    for m in range(b):
+        bounds = _Bounds(data[m])
+        core2 = _chunked_core_squares(data[m], bounds, min_samples, chunk)
+        threshold = _round_down(_thresholds(core2, bounds), bounds.y.dtype)
+        maps.append((data[m], bounds, core2, _square_keys(core2), threshold))
+
+    def minima(pending: list[int], local_comp: Tensor, rounds: int) -> tuple[Tensor, Tensor]:
+        weight = torch.full((b, n), math.inf, dtype=torch.float64, device=device)
+        target = torch.zeros((b, n), dtype=torch.int64, device=device)
+        for m in pending:
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
+                weight[m, start:stop], target[m, start:stop] = _chunk_minima(*maps[m], local_comp[m], start, stop)
+        return weight, target
+
+    edges, keys = _boruvka_rounds(b, n, device, torch.float64, minima)
+    weights = _sqrt64(keys)
+    return (edges[0], weights[0]) if single else (edges, weights)
+
+
+def chunk_rows(n: int, c: int, memory_budget: int, element_size: int = 4, maps: int = 1) -> int:
+    """Rows per Boruvka chunk for ``maps`` maps of N x C within ``memory_budget`` bytes: the budget,
+    less the rows (``N C (element + 8)`` per map: the rows, their centred float32 copy and a matrix
+    product's packing), per-point vectors and ``EXACT_BYTES``, over ``CHUNK_BYTES_PER_PAIR * N`` (at
+    least one row; module docstring)."""
+    fixed = maps * n * (c * (element_size + 8) + 200) + EXACT_BYTES
+    return max(1, min(n, (memory_budget - fixed) // (CHUNK_BYTES_PER_PAIR * n)))
+
+
+def _lower_rows(bounds: _Bounds, start: int, stop: int) -> Tensor:
+    """The lower bounds of the squared distances, rows start..stop against all points (the bounds'
+    dtype)."""
+    y, sigma = bounds.y, bounds.sigma
+    with _ieee_matmul():
+        lower = torch.addmm(sigma[start:stop, None], y[start:stop], y.T, alpha=-2.0)
+    return lower.add_(sigma[None, :])
+
+
+def _chunked_core_squares(x: Tensor, bounds: _Bounds, k: int, chunk: int) -> Tensor:
+    """``_dense_core_squares`` in torch, by chunks of rows (the chunk's bounds are its only N-wide
+    buffers)."""
+    n = len(x)
+    h, h_max = bounds.h, bounds.h_max
+    core2 = torch.empty(n, dtype=torch.float64, device=x.device)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        lower = _lower_rows(bounds, start, stop)
+        kth = lower.kthvalue(k, dim=1).values.double()
+        low = _round_down(kth - h[start:stop] - h_max, lower.dtype)
+        high = _round_up(kth + h[start:stop] + h_max, lower.dtype)
+        below = (lower < low[:, None]).sum(1)
+        first, second = ((lower >= low[:, None]) & (lower <= high[:, None])).nonzero(as_tuple=True)
+        bound = lower[first, second].double()
+        upper = bound + h[start + first] + h[second]
+        certain = upper < kth[first]
+        below = below + torch.bincount(first[certain], minlength=stop - start)
+        inside = bound <= kth[first]
+        cap = kth.scatter_reduce(0, first[inside], upper[inside], "amax")
+        keep = ~certain & (bound <= cap[first])
+        first, second = first[keep], second[keep]
+        core2[start:stop] = _kth_of_groups(first, _exact_torch(x, first + start, second), k - below, stop - start)
+    return core2
+
+
+def _chunk_minima(x: Tensor, bounds: _Bounds, core2: Tensor, keys: Tensor, threshold: Tensor, comp: Tensor,
+                  start: int, stop: int) -> tuple[Tensor, Tensor]:
+    """Each row's lightest edge out of its component, (exact square key, first column), rows
+    start..stop: the certified pairs' ``max(key_i, key_j)`` by one masked ``min``, the uncertain pairs
+    not above the row's least upper bound computed exactly (module docstring)."""
+    n = len(keys)
+    lower = _lower_rows(bounds, start, stop)
+    outside = comp[start:stop, None] != comp[None, :]
+    larger = torch.maximum(keys[start:stop, None], keys[None, :])
+    larger.masked_fill_(~outside, math.inf)
+    certified = lower <= threshold[start:stop, None]
+    certified |= lower <= threshold[None, :]
+    work = lower.double().add_(bounds.h[start:stop, None]).add_(bounds.h[None, :])  # >= squared distance
+    torch.maximum(work, larger, out=work)  # upper bounds (= larger where certified)
+    least_upper = work.min(1).values
+    work.copy_(lower)  # lower bounds (a cast in place, where a mixed maximum may make a temporary)
+    torch.maximum(work, larger, out=work)
+    uncertain = work <= least_upper[:, None]
+    uncertain &= outside
+    certified = certified.logical_not_()  # from here: not certified
+    uncertain &= certified
+    larger.masked_fill_(certified, math.inf)
+    weight, target = larger.min(1)
+    rows, cols = uncertain.nonzero(as_tuple=True)
+    if rows.numel():
+        exact = _square_keys(_exact_torch(x, start + rows, cols))
+        value = torch.maximum(torch.maximum(keys[start + rows], keys[cols]), exact)
+        best = torch.full_like(weight, math.inf).scatter_reduce_(0, rows, value, "amin")
+        at = value == best[rows]
+        col = torch.full_like(target, n).scatter_reduce_(0, rows[at], cols[at], "amin")
+        take = (best < weight) | ((best == weight) & (col < target))
+        weight, target = torch.where(take, best, weight), torch.where(take, col, target)
+    return weight, target
+
+
+# ------------------------------------------------------------------------------------------ Boruvka rounds
 
 
 def boruvka_mst(
     reach: Tensor, overwrite: bool = False, block: int | None = None, symmetric: bool = False
 ) -> tuple[Tensor, Tensor]:
-    """Minimum spanning trees of the complete graphs ``reach`` (B x) N x N, computed on its device.
+    """Minimum spanning trees of the complete graphs ``reach`` (B x) N x N, computed on its device
+    (the rounds of ``boruvka_tree``, on a given matrix).
 
     Returns (edge ids (B x) N-1 int64, weights (B x) N-1) on ``reach``'s device, sorted by (weight,
-    edge id) there to spare the host; edge id ``min(i, j) * N + max(i, j)``. The tree is the unique
-    minimum of the strict order (weight, edge id), where (i, j) weighs ``reach[min(i, j), max(i, j)]``
-    (the upper triangle is copied onto the lower one first, unless ``symmetric`` says it is already
-    so, as ``squared_mutual_reachability`` makes it). ``overwrite=True`` works in ``reach`` itself
-    (its values are then garbage) instead of a copy; ``block`` bounds the elements of each masked
-    slice (its bool mask is the only other large buffer). One host sync per round, at most
-    ``ceil(log2 N)`` rounds (2-4 on mutual reachability).
+    edge id); edge id ``min(i, j) * N + max(i, j)``. The tree is the unique minimum of the strict order
+    (weight, edge id), where (i, j) weighs ``reach[min(i, j), max(i, j)]`` (the upper triangle is copied
+    onto the lower one first, unless ``symmetric`` says it is already so). ``overwrite=True`` works in
+    ``reach`` itself (its values are then garbage) instead of a copy; ``block`` bounds the elements of
+    each masked slice (its bool mask is the only other large buffer).
     """
     single = reach.dim() == 2
     reach = reach[None] if single else reach
@@ -245,22 +714,10 @@ def boruvka_mst(
     block = block or (1 << 28 if device.type == "cuda" else 1 << 24)
     if not symmetric:
         _mirror(work)  # (i, j) must weigh the same from both ends, or a cycle can form
-    labels = torch.arange(b * n, device=device)  # global node ids, also the component labels
-    comp = labels.clone()  # the label of each node's component
-    offsets = (torch.arange(b, device=device) * n)[:, None]
-    local = torch.arange(n, device=device).expand(b, n)
-    big = torch.iinfo(torch.int64).max
-    slot_edge = torch.full((b * n,), -1, dtype=torch.int64, device=device)  # the edge that merged a label
-    slot_weight = torch.full((b * n,), math.inf, dtype=dtype, device=device)
     mask_buffer = torch.empty(max(n, min(block, b * n * n)), dtype=torch.bool, device=device)
     work.diagonal(dim1=1, dim2=2).fill_(math.inf)
-    pending, components, rounds = (list(range(b)) if n > 1 else []), n, 0
-    while pending:
-        rounds += 1
-        if rounds > math.ceil(math.log2(n)) + 1:
-            raise RuntimeError("Boruvka did not converge: is the reachability finite?")
-        # 1. each row's lightest edge leaving its component: mask the component (in place), row min
-        local_comp = comp.view(b, n) - offsets
+
+    def minima(pending: list[int], local_comp: Tensor, rounds: int) -> tuple[Tensor, Tensor]:
         weight = torch.full((b, n), math.inf, dtype=dtype, device=device)
         target = torch.zeros((b, n), dtype=torch.int64, device=device)
         for maps, rows in _blocks(pending, n, block):
@@ -270,6 +727,31 @@ def boruvka_mst(
                 torch.eq(local_comp[maps, rows, None], local_comp[maps, None, :], out=inside)
                 part.masked_fill_(inside, math.inf)
             weight[maps, rows], target[maps, rows] = part.min(-1)
+        return weight, target
+
+    edges, weights = _boruvka_rounds(b, n, device, dtype, minima)
+    return (edges[0], weights[0]) if single else (edges, weights)
+
+
+def _boruvka_rounds(b: int, n: int, device: torch.device, dtype: torch.dtype, minima) -> tuple[Tensor, Tensor]:
+    """Boruvka on B graphs of N nodes whose rows' lightest edges out of their component ``minima(
+    pending maps, local component ids B x N, round)`` gives (weight B x N, column B x N; infinite weight
+    where none). Per round: per component its lightest edge in the order (weight, edge id) by two
+    scatter-mins, hooks, pointer jumping, one host sync. Returns the trees sorted by (weight, edge id)."""
+    labels = torch.arange(b * n, device=device)  # global node ids, also the component labels
+    comp = labels.clone()  # the label of each node's component
+    offsets = (torch.arange(b, device=device) * n)[:, None]
+    local = torch.arange(n, device=device).expand(b, n)
+    big = torch.iinfo(torch.int64).max
+    slot_edge = torch.full((b * n,), -1, dtype=torch.int64, device=device)  # the edge that merged a label
+    slot_weight = torch.full((b * n,), math.inf, dtype=dtype, device=device)
+    pending, components, rounds = (list(range(b)) if n > 1 else []), n, 0
+    while pending:
+        rounds += 1
+        if rounds > math.ceil(math.log2(n)) + 1:
+            raise RuntimeError("Boruvka did not converge: is the reachability finite?")
+        # 1. each row's lightest edge leaving its component
+        weight, target = minima(pending, comp.view(b, n) - offsets, rounds)
         edge = (torch.minimum(local, target) * n + torch.maximum(local, target)).flatten()
         weight = weight.flatten()
         # 2. each component's lightest edge in the order (weight, edge id): two scatter-mins
@@ -299,8 +781,7 @@ def boruvka_mst(
     edges, weights = slot_edge[keep].view(b, n - 1), slot_weight[keep].view(b, n - 1)
     edges, order = edges.sort(dim=1)  # then stably by weight: the order (weight, edge id)
     weights, order = weights.gather(1, order).sort(dim=1, stable=True)
-    edges = edges.gather(1, order)
-    return (edges[0], weights[0]) if single else (edges, weights)
+    return edges.gather(1, order), weights
 
 
 def _blocks(maps: list[int], n: int, block: int):
@@ -322,37 +803,52 @@ def _blocks(maps: list[int], n: int, block: int):
         yield slice(run[0], run[-1] + 1), slice(None)
 
 
-def prim_mst(reach: Tensor | np.ndarray) -> np.ndarray:
-    """Prim over one N x N mutual reachability on the host, as the public ``HDBSCAN`` runs it
-    (scikit-learn's ``mst_from_data_matrix``, here on a precomputed matrix): start at node 0, add
-    the first node (lowest index) of least reachability, each edge from the first tree node that
-    reached it. Returns the N-1 edges in Prim order (``MST_edge_dtype``: current_node, next_node,
-    distance), the order ``_process_mst`` expects. A loop of N vector steps (faster than
-    scikit-learn's own ``mst_from_mutual_reachability``, which also records chain edges
-    (previous node, next node) rather than the tree's edges, and so splits tied duplicates)."""
-    matrix = torch.as_tensor(reach).to("cpu", torch.float64).contiguous().numpy()
-    n = matrix.shape[0]
-    reach_min = np.full(n, np.inf)  # each outside node's least reachability from the tree
-    source = np.zeros(n, dtype=np.int64)  # and the first tree node that reached it
-    outside = np.ones(n, dtype=bool)
-    better = np.empty(n, dtype=bool)
-    mst = np.empty(n - 1, dtype=MST_edge_dtype)
-    current, following, distance = (np.empty(n - 1, np.int64), np.empty(n - 1, np.int64),
-                                    np.empty(n - 1, np.float64))
-    less, both, copy, argmin = np.less, np.logical_and, np.copyto, np.argmin
-    node = 0
-    for step in range(n - 1):
-        outside[node] = False
-        row = matrix[node]
-        less(row, reach_min, out=better)
-        both(better, outside, out=better)
-        copy(reach_min, row, where=better)
-        copy(source, node, where=better)
-        node = int(argmin(reach_min))
-        current[step], following[step], distance[step] = source[node], node, reach_min[node]
-        reach_min[node] = np.inf
-    mst["current_node"], mst["next_node"], mst["distance"] = current, following, distance
-    return mst
+def _mirror(matrix: Tensor) -> Tensor:
+    """Copy the upper triangle of B x N x N ``matrix`` onto the lower one, in place, by strips of
+    columns: on a CPU narrow ones through NumPy (a transposed copy that stays in cache, and no
+    thread barrier per strip), on a GPU wide ones."""
+    if matrix.device.type == "cpu" and matrix.dtype in (torch.float64, torch.float32):
+        _mirror_numpy(matrix.detach().numpy())
+        return matrix
+    return _mirror_torch(matrix)
+
+
+def _mirror_numpy(matrix: np.ndarray | Tensor, width: int = 16):
+    """``_mirror`` of a B x N x N NumPy array (or CPU tensor), in place, its strips on the CPU's
+    threads (each writes its own columns below the diagonal, reads only above it)."""
+    batch = matrix.detach().numpy() if isinstance(matrix, Tensor) else matrix
+    n = batch.shape[-1]
+
+    def strips(span: tuple[int, int]) -> None:
+        for m in batch:
+            for start in range(span[0], span[1], width):
+                stop = min(n, start + width)
+                square = m[start:stop, start:stop]
+                upper = _upper_indices(stop - start)
+                square.T[upper] = square[upper]
+                if stop < n:
+                    m[stop:, start:stop] = m[start:stop, stop:].T
+
+    # strips near the top copy the most: interleave them over the threads
+    spans = _spans(n, width)
+    _threads(strips, spans[::2] + spans[1::2])
+    return matrix
+
+
+def _mirror_torch(matrix: Tensor, width: int = 2048) -> Tensor:
+    n = matrix.shape[-1]
+    for start in range(0, n, width):
+        stop = min(n, start + width)
+        square = matrix[:, start:stop, start:stop]
+        square.copy_(torch.triu(square) + torch.triu(square, 1).transpose(1, 2))
+        if stop < n:
+            matrix[:, stop:, start:stop] = matrix[:, start:stop, stop:].transpose(1, 2)
+    return matrix
+
+
+@functools.lru_cache(maxsize=8)
+def _upper_indices(width: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(width, 1)
 
 
 # ------------------------------------------------------------------------------------------ labels
@@ -369,7 +865,7 @@ def labels_from_mst(
 ) -> np.ndarray:
     """HDBSCAN labels (-1 = noise) from a minimum spanning tree's N-1 (edge id, weight) pairs, by
     scikit-learn's single linkage and cluster selection, the edges sorted by (weight, edge id)
-    (``presorted``: they already are, as ``boruvka_mst`` returns them)."""
+    (``presorted``: they already are, as ``boruvka_tree`` returns them)."""
     edges = np.asarray(edges, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.float64)
     if not presorted:
@@ -386,12 +882,15 @@ def _labels(tree: np.ndarray, min_cluster_size: int, allow_single_cluster: bool,
     return np.asarray(labels, dtype=np.int64)
 
 
-def resolve_mst(mst: MstMethod, device: str | torch.device) -> Literal["prim", "boruvka"]:
-    """``auto``: Prim on the CPU (the matrix is already on the host), Boruvka on any other device."""
+def resolve_mst(mst: MstMethod, device: str | torch.device, n: int = 0,
+                memory_budget: int | None = None) -> Literal["prim", "boruvka"]:
+    """``auto``: Prim on the CPU while its 4 N^2 bytes fit ``memory_budget`` (None:
+    ``CPU_MEMORY_BUDGET``), Boruvka otherwise and on any other device."""
     if mst not in MST_METHODS:
         raise ValueError(f"mst must be one of {', '.join(MST_METHODS)}, got {mst!r}")
     if mst == "auto":
-        return "prim" if torch.device(device).type == "cpu" else "boruvka"
+        budget = CPU_MEMORY_BUDGET if memory_budget is None else memory_budget
+        return "prim" if torch.device(device).type == "cpu" and 4 * n * n <= budget else "boruvka"
     return mst
 
 
@@ -402,22 +901,22 @@ def hdbscan_labels(
     allow_single_cluster: bool = False,
     cluster_selection_method: str = "eom",
     device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float64,
     mst: MstMethod = "auto",
+    memory_budget: int | None = None,
 ) -> np.ndarray:
     """Labels (-1 = noise) of ``rows`` N x C, equal to ``sklearn.cluster.HDBSCAN(min_cluster_size,
     min_samples, allow_single_cluster=...)`` with the euclidean metric, up to the tie limit (module
-    docstring).
+    docstring; none for Prim).
 
-    ``device``: where distances and tree are computed (None: where ``rows`` are; NumPy: the CPU).
-    ``dtype=torch.float64`` (default) matches scikit-learn's double-precision distances; float32 is
-    faster but near-ties may then be ordered differently. ``mst``: prim, boruvka or auto.
+    ``device``: where Boruvka runs (None: where ``rows`` are; NumPy: the CPU); Prim runs on the host.
+    ``mst``: prim, boruvka or auto. ``memory_budget``: bytes (None: half the free memory of a CUDA
+    device, ``CPU_MEMORY_BUDGET`` on the CPU) for Boruvka's chunks and auto's choice.
     """
     data = torch.as_tensor(rows)
     if data.dim() != 2:
         raise ValueError(f"rows must be N x C, got shape {tuple(data.shape)}")
     return hdbscan_labels_batch(data[None], min_cluster_size, min_samples, allow_single_cluster,
-                                cluster_selection_method, device, dtype, mst)[0]
+                                cluster_selection_method, device, mst, memory_budget)[0]
 
 
 def hdbscan_labels_batch(
@@ -427,44 +926,31 @@ def hdbscan_labels_batch(
     allow_single_cluster: bool = False,
     cluster_selection_method: str = "eom",
     device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float64,
     mst: MstMethod = "auto",
     memory_budget: int | None = None,
 ) -> list[np.ndarray]:
-    """``hdbscan_labels`` of every map of ``rows`` B x N x C, the device work batched: the B x N x N
-    reachability and the Boruvka forest of a chunk of maps at once. A chunk holds as many maps as
-    their reachability fits in ``memory_budget`` bytes (None: half the free memory of a CUDA device,
-    ``CPU_MEMORY_BUDGET`` on the CPU), one map at least. One int64 label array per map, on the host."""
+    """``hdbscan_labels`` of every map of ``rows`` B x N x C: Prim map by map on the host, or Boruvka
+    of all maps on ``device`` in one set of rounds (each map by chunks of rows within
+    ``memory_budget``). One int64 label array per map, on the host."""
     data = torch.as_tensor(rows)
     if data.dim() != 3:
         raise ValueError(f"rows must be B x N x C, got shape {tuple(data.shape)}")
     device = data.device if device is None else torch.device(device)
-    method = resolve_mst(mst, device)
     b, n = data.shape[:2]
+    method = resolve_mst(mst, device, n, memory_budget)
     samples = min_cluster_size if min_samples is None else min_samples
     if n < 2 or samples > n or min_cluster_size > n:
         return [np.full(n, -1, dtype=np.int64) for _ in range(b)]
     if min_samples is not None and min_samples < 1:
         raise ValueError(f"min_samples must be at least 1, got {min_samples}")
-    per_map = n * n * torch.empty((), dtype=dtype).element_size()
-    chunk = max(1, _memory_budget(device, memory_budget) // per_map)
-    out = []
-    for start in range(0, b, chunk):
-        part = data[start : start + chunk].to(device=device, dtype=dtype)
-        reach2 = squared_mutual_reachability(part, samples)
-        del part
-        if method == "prim":
-            reach = reach2.sqrt_()
-            out += [_labels(_process_mst(prim_mst(r)), min_cluster_size, allow_single_cluster,
-                            cluster_selection_method) for r in reach]
-            continue
-        edges, weights2 = boruvka_mst(reach2, overwrite=True, symmetric=True)
-        del reach2
-        edges = edges.cpu().numpy()
-        weights = weights2.sqrt().to("cpu", torch.float64).numpy()
-        out += [labels_from_mst(e, w, n, min_cluster_size, allow_single_cluster, cluster_selection_method, True)
-                for e, w in zip(edges, weights)]
-    return out
+    if method == "prim":
+        host = data.detach().cpu().numpy()
+        return [_labels(_process_mst(prim_tree(r, samples)), min_cluster_size, allow_single_cluster,
+                        cluster_selection_method) for r in host]
+    edges, weights = boruvka_tree(data.to(device), samples, memory_budget=memory_budget)
+    edges, weights = edges.cpu().numpy(), weights.cpu().numpy()
+    return [labels_from_mst(e, w, n, min_cluster_size, allow_single_cluster, cluster_selection_method, True)
+            for e, w in zip(edges, weights)]
 
 
 def _memory_budget(device: torch.device, memory_budget: int | None) -> int:
@@ -474,143 +960,3 @@ def _memory_budget(device: torch.device, memory_budget: int | None) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
     return CPU_MEMORY_BUDGET
-
-
-# ------------------------------------------------------------------------------------------ ties
-
-
-def tie_ambiguity(
-    edges: np.ndarray, weights: np.ndarray, n: int, min_cluster_size: int, rtol: float = 0.0
-) -> tuple[np.ndarray, bool]:
-    """Which points' labels may depend on the order of tied merges, for this spanning tree sorted
-    in any order among equal weights (the module's tie limit).
-
-    Walks the tree's edges by weight. Edges of one weight (within ``rtol``, relative) that join three
-    or more pieces (components of the lighter edges) into one make a multi-way merge, whose binary
-    order is arbitrary. There, with two or more pieces of at least ``min_cluster_size`` points, the
-    points of the smaller pieces may go to either large piece or to noise; and if some order of
-    these tied edges can join small pieces into a side of ``min_cluster_size`` points facing another
-    side as large, a cluster can appear or vanish and any label may change. Returns (ambiguous bool
-    N: the points of those smaller pieces, whether clusters may change). Every other point's label
-    is the same in every order. A host-side diagnostic (Python loops) for tests and benchmarks.
-    """
-    edges, weights = np.asarray(edges, np.int64), np.asarray(weights, np.float64)
-    order = np.lexsort((edges, weights))
-    edges, weights = edges[order], weights[order]
-    root = list(range(n))
-    members: dict[int, list[int]] = {i: [i] for i in range(n)}
-    ambiguous = np.zeros(n, dtype=bool)
-    changes_clusters, start = False, 0
-
-    def find(x: int) -> int:
-        while root[x] != x:
-            root[x] = root[root[x]]
-            x = root[x]
-        return x
-
-    while start < len(edges):
-        stop = start + 1
-        while stop < len(edges) and weights[stop] - weights[start] <= rtol * abs(weights[start]):
-            stop += 1
-        pairs = [(find(int(e // n)), find(int(e % n))) for e in edges[start:stop]]
-        if len(pairs) > 1:
-            size = {p: len(members[p]) for pair in pairs for p in pair}
-            for pieces, tree in _merge_groups(pairs):
-                small = [p for p in pieces if size[p] < min_cluster_size]
-                if len(pieces) < 3 or not small:
-                    continue
-                regroup = _can_regroup(tree, size, min_cluster_size)
-                if regroup or len(pieces) - len(small) >= 2:
-                    for p in small:
-                        ambiguous[members[p]] = True
-                changes_clusters |= regroup
-        for a, b in pairs:  # then merge, as single linkage does (smaller into larger)
-            a, b = find(a), find(b)
-            if len(members[a]) < len(members[b]):
-                a, b = b, a
-            root[b] = a
-            members[a] += members.pop(b)
-        start = stop
-    return ambiguous, changes_clusters
-
-
-def ambiguous_points(
-    rows: np.ndarray | Tensor, min_cluster_size: int, min_samples: int | None = None, rtol: float = 1e-12
-) -> tuple[np.ndarray, bool]:
-    """Where the Boruvka path's labels and the Prim path's (the public class's) may differ on
-    ``rows`` N x C: ``tie_ambiguity`` of both trees (float64, on the CPU), points and flags joined.
-    ``rtol`` also counts as tied the weights that rounding could make differ between the two."""
-    reach = squared_mutual_reachability(torch.as_tensor(rows)[None].to("cpu", torch.float64),
-                                        min_cluster_size if min_samples is None else min_samples)[0].sqrt_()
-    n = reach.shape[0]
-    prim = prim_mst(reach)
-    i, j = prim["current_node"], prim["next_node"]
-    edges, weights = boruvka_mst(reach, overwrite=True)
-    found = [tie_ambiguity(edges.numpy(), weights.numpy(), n, min_cluster_size, rtol),
-             tie_ambiguity(np.minimum(i, j) * n + np.maximum(i, j), prim["distance"], n, min_cluster_size, rtol)]
-    return found[0][0] | found[1][0], found[0][1] or found[1][1]
-
-
-def _merge_groups(pairs: list[tuple[int, int]]) -> list[tuple[list[int], dict[int, list[int]]]]:
-    """The connected groups of pieces joined by tied edges: (pieces, adjacency of the group's tree)."""
-    adjacency: dict[int, list[int]] = {}
-    for a, b in pairs:
-        adjacency.setdefault(a, []).append(b)
-        adjacency.setdefault(b, []).append(a)
-    seen: set[int] = set()
-    groups = []
-    for start in adjacency:
-        if start in seen:
-            continue
-        seen.add(start)
-        stack, pieces = [start], []
-        while stack:
-            piece = stack.pop()
-            pieces.append(piece)
-            for other in adjacency[piece]:
-                if other not in seen:
-                    seen.add(other)
-                    stack.append(other)
-        groups.append((pieces, {p: adjacency[p] for p in pieces}))
-    return groups
-
-
-def _can_regroup(tree: dict[int, list[int]], size: dict[int, int], min_cluster_size: int) -> bool:
-    """Can some order of these tied edges (a tree over pieces) merge small pieces alone into a side
-    of ``min_cluster_size`` points while the other side of that merge is as large? For the edge
-    (parent, child) of the rooted tree, the largest all-small side around the child is the child's
-    all-small subtree; around the parent, its all-small component without the child's branch."""
-    small = {p: size[p] < min_cluster_size for p in tree}
-    rooted, parent, visit = next(iter(tree)), {}, []
-    parent[rooted] = None
-    stack = [rooted]
-    while stack:
-        piece = stack.pop()
-        visit.append(piece)
-        for other in tree[piece]:
-            if other != parent[piece]:
-                parent[other] = piece
-                stack.append(other)
-    subtree = dict(size)
-    small_subtree = {p: size[p] if small[p] else 0 for p in tree}
-    for piece in reversed(visit[1:]):  # children before parents
-        subtree[parent[piece]] += subtree[piece]
-        if small[parent[piece]] and small[piece]:
-            small_subtree[parent[piece]] += small_subtree[piece]
-    component = {}  # the all-small component's size, through parents
-    for piece in visit:
-        up = parent[piece]
-        if small[piece] and up is not None and small[up]:
-            component[piece] = component[up]
-        else:
-            component[piece] = small_subtree[piece]
-    total = subtree[rooted]
-    for child in visit[1:]:
-        up = parent[child]
-        if small[child] and small_subtree[child] >= min_cluster_size and total - subtree[child] >= min_cluster_size:
-            return True
-        if small[up] and subtree[child] >= min_cluster_size:
-            around = component[up] - (small_subtree[child] if small[child] else 0)
-            if around >= min_cluster_size:
-                return True
-    return False

@@ -1,4 +1,4 @@
-"""Image-level detection from one image's features (FOCAL.md section 6, paper Table IV).
+"""Image-level detection from one image's features (docs/method.md section 6, paper Table IV).
 
 ``heterogeneity``: the paper scores an image by the normalized mutual information between local
 feature distributions. Our reading: quantize the image's unit features into ``codes`` words

@@ -1,4 +1,4 @@
-"""From cluster labels to a forged mask and a per-pixel score (FOCAL.md section 4), in torch.
+"""From cluster labels to a forged mask and a per-pixel score (docs/method.md section 4), in torch.
 
 The rule runs where the features are: on a GPU only the labels (N int64) go host -> device, and
 the callers bring back the mask and the score. The decisions that need the labels' counts (which
