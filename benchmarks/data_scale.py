@@ -380,8 +380,8 @@ def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
             if first is None:
                 first = time.perf_counter() - start
             dist.all_reduce(torch.ones(1))
-            names.append(list(item.get("name", [])))
-            problems += len(item["problems"])
+            names.append(list(item.name))
+            problems += len(item.problems)
         return names, problems, first, time.perf_counter() - start, iterator
 
     def close(made, iterator):
@@ -419,7 +419,7 @@ def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
         epoch_loader = loader(RawItem())
         start, names = time.perf_counter(), []
         for item in epoch_loader:
-            names += item["name"]
+            names += item.name
         out.update(epoch_items=len(names), epoch_read_s=time.perf_counter() - start, epoch_names=names)
         del epoch_loader
     after = resource.getrusage(resource.RUSAGE_SELF)
