@@ -121,7 +121,9 @@ def official_release(state_path: str | Path, image_size: int = 1024) -> dict[str
         if variant is None:
             raise ReleaseError(f"{path}: an HRNet {width} wide is not a known variant")
         extractor = {"class_path": "focal_pl.extractors.HRNet", "init_args": {"variant": variant, "out_dim": None}}
-        clusterer = {"class_path": "focal_pl.clustering.Clusterer", "init_args": {"grid": 64}}
+        # as hrnet.yaml: the 256 x 256 map pooled to 128 x 128, the paper's 200 of 65536 points as the share
+        clusterer = {"class_path": "focal_pl.clustering.Clusterer",
+                     "init_args": {"grid": 128, "min_cluster_size": 200 / 65536}}
         row = "FOCAL (HRNet)"
     else:
         raise ReleaseError(f"{path}: neither the official ViT (image_encoder.*) nor HRNet (stage4.*) layout")
