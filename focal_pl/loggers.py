@@ -107,7 +107,21 @@ class CSVLogger(LightningCSVLogger):
     continues its ``metrics.csv`` instead of starting it anew (the curves before the interruption
     stay), and the rows logged after the checkpoint it resumes from are dropped first (``rewind``,
     called by ``RunCheckpoint``), so that every row is in the file once; rows reach the file as they
-    are logged. Same arguments as Lightning's."""
+    are logged.
+
+    Args:
+        save_dir: the root of the run folders.
+        name: the run folder's parent, None for the config's name (the CLI fills it in:
+            ``runs/<config>/<version>``); a plain ``Trainer`` then writes to ``save_dir/<version>``.
+        version: the run folder, None for the next ``version_N`` (the CLI adds what the command
+            line changed).
+        prefix, flush_logs_every_n_steps: as Lightning's ``CSVLogger``.
+    """
+
+    def __init__(self, save_dir: str = "runs", name: str | None = None, version: int | str | None = None,
+                 prefix: str = "", flush_logs_every_n_steps: int = 100) -> None:
+        super().__init__(save_dir, name=name or "", version=version, prefix=prefix,
+                         flush_logs_every_n_steps=flush_logs_every_n_steps)
 
     @property
     @rank_zero_experiment

@@ -26,7 +26,10 @@ from focal_pl.clustering import Clusterer, Masker
 from focal_pl.data.batch import Batch
 from focal_pl.extractors.base import Extractor
 from focal_pl.losses import PixelLoss, SoftContrastiveLoss
+from focal_pl.noise import quiet
 from focal_pl.schedulers import CosineToEnd, ValidationPlateau
+
+quiet()  # Lightning's tips and per-run warnings, for a plain Trainer as for the commands
 
 log = logging.getLogger(__name__)
 

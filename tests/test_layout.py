@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "focal_pl"
 # the first component under focal_pl -> its layer; an import may only go to the same or a lower one
 LAYERS = {
-    "__init__": 0, "__main__": 4, "masks": 0, "shipped": 0, "atomic": 0, "internals": 0, "metrics": 1, "visualize": 1,
+    "__init__": 0, "__main__": 4, "masks": 0, "shipped": 0, "atomic": 0, "internals": 0, "noise": 0, "metrics": 1, "visualize": 1,
     "checkpoint_io": 1, "checkpoints": 1, "stopping": 1, "distributed": 1, "provenance": 1, "progress": 1,
     "release": 2,
     "data": 1, "losses": 1, "clustering": 1, "extractors": 1, "schedulers": 1, "runs": 1, "budget": 1,

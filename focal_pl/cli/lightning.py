@@ -15,7 +15,6 @@ import io
 import logging
 import os
 import sys
-import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -80,32 +79,11 @@ def with_release_config(argv: list[str]) -> list[str]:
     return [*argv[:first], "--config", base, *argv[first:last], "--config", model, *argv[last:]]
 
 
-class _DropTips(logging.Filter):
-    """Lightning's advertisement for its cloud logger and the lines it prints on every run that say
-    nothing about this one: the seed (config.yaml records it), which accelerators exist (the
-    trainer's own warning says when a GPU goes unused), the checkpoint it restores (focal-pl says
-    which), and that max_steps was reached (the run summary follows)."""
-
-    NOISE = ("Seed set to", "GPU available:", "TPU available:", "HPU available:",
-             "Restoring states from the checkpoint", "Loaded model weights from the checkpoint",
-             "`Trainer.fit` stopped: `max_steps=")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return "Tip:" not in message and not message.startswith(self.NOISE)
-
-
 def quiet() -> None:
     """Silence the messages that say nothing about the run (issue: every run printed them)."""
-    for pattern in (r".*isinstance\(treespec, LeafSpec\)", r".*overridden `transfer_batch_to_device`",
-                    r".*does not have many workers", r".*The 'anonymous' setting has no effect",
-                    r".*`ArgumentParser\.add_instantiator` was deprecated", r".*`instantiate_classes` was deprecated",
-                    r".*skip_none parameter was deprecated", r".*Checkpoint directory .* exists and is not empty",
-                    r"`max_epochs` was not set"):  # the budget in images sets the run's length at fit start
-        warnings.filterwarnings("ignore", message=pattern)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "lightning.fabric.utilities.seed"):
-        logging.getLogger(name).addFilter(_DropTips())
+    from focal_pl.noise import quiet as quiet_lightning
+
+    quiet_lightning(commands=True)
 
 
 def build_cli_class():

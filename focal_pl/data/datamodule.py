@@ -121,6 +121,16 @@ def _as_list(sources: ForgerySource | list[ForgerySource] | None) -> list[Forger
     return list(sources) if isinstance(sources, (list, tuple)) else [sources]
 
 
+def default_workers() -> int:
+    """Loader processes for a device when none are given: the cores this process may use, less
+    one for the training process, at most 8 (2 cores: 1 worker; a 16-core node: 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(8, cores - 1))
+
+
 class ForgeryDataModule(L.LightningDataModule):
     """Train / validation / test / predict splits, each a list of sources.
 
@@ -131,7 +141,8 @@ class ForgeryDataModule(L.LightningDataModule):
         image_size: side every image is resized to (aspect squashed; the paper: 1024).
         batch_size: training batch size per device.
         eval_batch_size: batch size of the other splits (default: ``batch_size``).
-        num_workers: loader processes per device.
+        num_workers: loader processes per device; None: one less than the CPU cores this process
+            may use (the training process needs one), at most 8.
         augmentations: training augmentations; None turns them off.
         pin_memory: pin host memory for faster copies to a GPU.
         test_degradations: degrade the test images, e.g. ``[none, jpeg:70, resize:0.5]``; every
@@ -156,7 +167,7 @@ class ForgeryDataModule(L.LightningDataModule):
         image_size: int = 1024,
         batch_size: int = 4,
         eval_batch_size: int | None = None,
-        num_workers: int = 4,
+        num_workers: int | None = None,
         augmentations: Augmentations | None = None,
         pin_memory: bool = True,
         test_degradations: list[str] | None = None,
@@ -177,7 +188,7 @@ class ForgeryDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
+        self.num_workers = default_workers() if num_workers is None else num_workers
         self.augmentations = augmentations
         self.pin_memory = pin_memory
         specs = robustness_grid() if robustness else (test_degradations or ["none"])
