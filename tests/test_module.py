@@ -168,3 +168,22 @@ def test_module_built_in_python_checkpoints_without_pickled_objects():
     module = FocalModule(tiny(), clusterer=Clusterer("kmeans"))
     assert "extractor" not in module.hparams and "clusterer" not in module.hparams
     assert module.hparams["monitor"] == "val/score"
+
+
+def test_log_progress_says_what_a_log_file_needs(tmp_path, capsys):
+    """Without a progress bar: a line when the untrained validation starts (it takes minutes at
+    the paper's size on a CPU), a line every `every` steps, progress inside long validations, and
+    one line per validation."""
+    from focal_pl.progress import LogProgress
+
+    module = FocalModule(tiny(), clusterer=Clusterer(min_cluster_size=0.05))
+    trainer = L.Trainer(max_steps=4, val_check_interval=2, check_val_every_n_epoch=None, num_sanity_val_steps=-1,
+                        default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[LogProgress(every=2, validation_seconds=0.0)])
+    trainer.fit(module, synthetic_data())
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("validating the untrained model: 1 batches")
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == ["2/4", "4/4"]
+    validations = [line.split(":")[0] for line in lines if line.startswith("validation at step")]
+    assert validations == ["validation at step 2", "validation at step 4"]
+    assert any(line.startswith("  validation batch 1 (") for line in lines)

@@ -310,5 +310,7 @@ def test_validate_reports_the_step_the_checkpoint_was_trained_to(trained, tmp_pa
                                  verb="validate"), capture_output=True, text=True, timeout=600, env=ENV)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "validation at step 2:" in out.stdout and "validation at step 0" not in out.stdout
+    assert f"validation of {trained} (step 2): macro F1" in out.stdout  # the summary names the model
+    assert "Validate metric" not in out.stdout  # Lightning's table only with --verbose true
     record = json.loads(next(trained.parent.parent.glob("validate_0/metrics.json")).read_text())
     assert record["final"]["step"] == 2

@@ -293,9 +293,16 @@ def build_cli_class():
 
                 self.model.load_state_dict(read_release(weights)["weights"])
 
+        def _own_tables(self, command: str) -> None:
+            """validate / test print focal-pl's summary and report: Lightning's metric table (a
+            test/loss alone, after the report) only with an explicit --verbose true."""
+            if not any(a == "--verbose" or a.startswith("--verbose=") for a in sys.argv):
+                self.config_init[command]["verbose"] = False
+
         def before_validate(self) -> None:
             self._check_data("validate")
             self._load_release("validate")
+            self._own_tables("validate")
 
         def before_predict(self) -> None:
             self._check_data("predict")
@@ -313,6 +320,7 @@ def build_cli_class():
             validated on (its saved config), not with this command's data section."""
             self._check_data("test")
             self._load_release("test")
+            self._own_tables("test")
             ckpt = self.config.get("test", {}).get("ckpt_path")
             run = runfolders.run_of(Path(ckpt)) if ckpt else None
             if run is None or not hasattr(self.datamodule, "compare_with"):

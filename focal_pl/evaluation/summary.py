@@ -43,8 +43,29 @@ def run_summary(record: dict[str, Any], run: Path, checkpoints: Any, metrics_fil
     return "\n".join(lines)
 
 
+def validate_summary(entry: dict[str, Any], checkpoint: str | None, metrics_file: Path | None) -> str:
+    """What ``focal-pl validate`` prints: which model (its checkpoint and step) scored what."""
+    model = f"{checkpoint} (step {entry['step']})" if checkpoint else f"the model at step {entry['step']}"
+    lines = [f"\nvalidation of {model}: macro F1 | forged F1 | IoU | images",
+             f"  {entry['f1']:.4f} | {entry['f1_forged']:.4f} | {entry['iou']:.4f} | {int(entry['images'])}"]
+    if metrics_file is not None and metrics_file.is_file():
+        lines.append(f"metrics: {metrics_file}")
+    return "\n".join(lines)
+
+
 class RunSummary(Callback):
-    """Prints ``run_summary`` when a fit ends (not when it is stopped: the stop says where it is)."""
+    """Prints ``run_summary`` when a fit ends (not when it is stopped: the stop says where it is),
+    and ``validate_summary`` when a validate command ends."""
+
+    @rank_zero_only
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from focal_pl.evaluation.validation import ClusterEvaluator
+
+        if trainer.state.fn != "validate" or trainer.sanity_checking:
+            return
+        evaluator = next((c for c in trainer.callbacks if isinstance(c, ClusterEvaluator)), None)
+        if evaluator is not None and evaluator.record.get("final"):
+            print(validate_summary(evaluator.record["final"], trainer.ckpt_path, evaluator.metrics_path()))
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
