@@ -6,6 +6,9 @@ looked up among the shipped configs. Each shipped file describes itself in its f
 
 from __future__ import annotations
 
+import re
+import shutil
+import textwrap
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -44,22 +47,33 @@ def resolve_config(value: str) -> str:
 
 
 def description(path: Path) -> str:
-    """A shipped file's one-line description: its first comment line."""
+    """A shipped file's description: the first sentence of its leading comment, however many
+    lines it spans (indented comment lines, usually commands, end it)."""
+    words: list[str] = []
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-        if line.strip():
+        if not line.startswith("#"):
             break
-    return ""
+        text = line[1:]
+        if not text.strip() or (words and text.startswith("   ")):
+            break
+        words.append(text.strip())
+    joined = " ".join(words)
+    end = re.search(r"(?<!e\.g)(?<!i\.e)(?<=[\w)\]`'])\.(\s|$)", joined)
+    return joined[: end.start() + 1] if end else joined
 
 
 def catalogue() -> str:
     """``focal-pl configs``: every shipped config and sweep file with its description."""
+    sweeps = sorted(sweeps_dir().glob("*.yaml"))
+    width = max(len(name) for name in [*shipped_configs(), *(p.name for p in sweeps)]) + 4
+    columns = max(80, shutil.get_terminal_size((120, 24)).columns)
+
+    def entry(name: str, path: Path) -> str:
+        return textwrap.fill(description(path), columns, initial_indent=f"  {name}".ljust(width),
+                             subsequent_indent=" " * width)
+
     lines = ["Configs (focal-pl fit --config NAME; data/ and logger/ ones are laid over a model config):"]
-    width = max(len(name) for name in shipped_configs())
-    for name in shipped_configs():
-        lines.append(f"  {name:<{width}}  {description(configs_dir() / name)}")
+    lines += [entry(name, configs_dir() / name) for name in shipped_configs()]
     lines.append("Sweeps (focal-pl sweep NAME, or wandb sweep + wandb agent):")
-    for path in sorted(sweeps_dir().glob("*.yaml")):
-        lines.append(f"  {path.name:<{width}}  {description(path)}")
+    lines += [entry(path.name, path) for path in sweeps]
     return "\n".join(lines)

@@ -359,3 +359,18 @@ def test_the_budget_sets_the_run_length_through_lightning(tmp_path):
     assert cli.trainer.max_steps == 16 and cli.trainer.global_step == 16
     record = json.loads((Path(cli.trainer.log_dir) / "metrics.json").read_text())
     assert [e["step"] for e in record["history"]] == [8, 16]
+
+
+def test_configs_lists_every_shipped_file_with_a_whole_sentence(tmp_path):
+    """`focal-pl configs` used to cut descriptions at the first comment line, mid-sentence."""
+    from focal_pl.shipped import catalogue, configs_dir, description, sweeps_dir
+
+    paths = [configs_dir() / n for n in shipped_configs()] + sorted(sweeps_dir().glob("*.yaml"))
+    for path in paths:
+        said = description(path)
+        assert said and said[-1] in ".:", f"{path.name}: {said!r} is not a whole sentence"
+    two_lines = tmp_path / "x.yaml"
+    two_lines.write_text("# One sentence over\n# two lines. And a second.\n#   focal-pl fit --config x.yaml\nk: 1\n")
+    assert description(two_lines) == "One sentence over two lines."
+    listed = catalogue()
+    assert all(p.name in listed for p in paths)

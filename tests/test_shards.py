@@ -175,6 +175,11 @@ def test_shard_command_reports_what_it_did(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--chunk-bytes 6,000 there, 128,000,000 now" in err and err.count("\n") == 1
     assert data_main(["check", out]) == 0
+    capsys.readouterr()
+    data_main(["check", "folder", images])  # the authentic real.png is not checked unless asked: say so
+    assert "1 authentic image(s) under the root were left out: add --include-authentic" in capsys.readouterr().out
+    data_main(["check", "folder", images, "--include-authentic"])
+    assert "left out" not in capsys.readouterr().out
 
 
 def test_every_data_option_has_help():

@@ -26,6 +26,13 @@ READERS: dict[str, type] = {
 }
 
 
+def authentic_left_out(spec: str, root: str | None) -> int:
+    """How many authentic images a reader would add with ``include_authentic`` (0 for other sources)."""
+    if spec not in READERS or not root:
+        return 0
+    return len(READERS[spec](root, include_authentic=True)) - len(READERS[spec](root, include_authentic=False))
+
+
 def build_sources(spec: str, root: str | None, include_authentic: bool) -> list[S.ForgerySource]:
     """Sources from ``reader root``, a shard folder, or a YAML file of class_path specs."""
     if spec in READERS:
@@ -138,6 +145,9 @@ def print_report(report: dict[str, Any], out=None) -> int:
             print(f"  ... and {len(notes) - 20} more notes", file=out)
     note = "; such items are skipped in training and evaluation" if total else ""
     print(f"{total} problem(s) in total{note}", file=out)
+    if report.get("authentic_left_out"):
+        print(f"{report['authentic_left_out']} authentic image(s) under the root were left out: "
+              "add --include-authentic to check them too", file=out)
     return total
 
 
@@ -194,6 +204,9 @@ def main(argv: list[str]) -> int:
             if args.command == "shard":
                 return _shard(sources, args)
             report = check(sources, args.workers, args.limit)
+            left_out = authentic_left_out(args.source, args.root) if not args.include_authentic else 0
+            if left_out:
+                report["authentic_left_out"] = left_out
     except (FileNotFoundError, ValueError) as error:
         print(f"focal-pl data {args.command}: {error}", file=sys.stderr)
         return 2
