@@ -265,6 +265,8 @@ def test_a_failing_run_is_reported_as_failed_not_with_stale_numbers(tmp_path, mo
     assert row["returncode"] != 0 and row["best"] is None
     assert "failed" in (out / "sweep_results.md").read_text()
     assert "many" in (out / row["version"] / "run.log").read_text()
+    # the table says why in the run's own one line, not only "see run.log"
+    assert row["status"].startswith("failed (2): trainer.max_steps") and "many" in row["status"]
 
 
 def test_a_run_that_never_validated_is_failed_not_nan_ok(tmp_path, monkeypatch):

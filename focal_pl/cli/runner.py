@@ -51,10 +51,19 @@ def run_one(command: list[str], runs: Path, label: str) -> dict[str, Any]:
     metrics = folder / "metrics.json"
     record = json.loads(metrics.read_text()) if metrics.is_file() else {}
     status = "ok" if code == 0 and record.get("final") else (
-        f"failed ({code}), see {version}/run.log" if code else "failed: no validation ran (no score)")
+        f"failed ({code}){said_why(folder / 'run.log')}, see {version}/run.log" if code
+        else "failed: no validation ran (no score)")
     return {"label": label, "version": version, "returncode": code, "status": status,
             "seconds": time.perf_counter() - started, "final": record.get("final"), "best": record.get("best"),
             "run_dir": record.get("run_dir") or str(folder), "command": full}
+
+
+def said_why(log: Path) -> str:
+    """``: <reason>`` from a run's log when it ended with focal-pl's one-line error, else empty."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
+    if lines and lines[-1].startswith("focal-pl ") and ": " in lines[-1]:
+        return ": " + lines[-1].split(": ", 1)[1].replace("|", "/")[:160]
+    return ""
 
 
 def write_results(out: Path, stem: str, lines: list[str], rows: list[dict[str, Any]]) -> None:
