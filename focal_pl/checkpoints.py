@@ -27,6 +27,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
 from focal_pl.checkpoint_io import AtomicCheckpointIO
+from focal_pl.distributed import process_alive
 from focal_pl.runs import run_dir
 from focal_pl.stopping import FitStopped, StopRequest, agree_max
 
@@ -37,18 +38,8 @@ def remove_stale_temporaries(folder: Path) -> None:
     """Temporary files of writes whose process died (a SIGKILL mid-save leaves one behind)."""
     for path in folder.glob(".*.tmp") if folder.is_dir() else []:
         pid = path.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def checkpoint_name(template: str, metrics: dict[str, Any]) -> str:

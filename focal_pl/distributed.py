@@ -37,7 +37,7 @@ def _parent_of(pid: int) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
@@ -80,7 +80,7 @@ class Heartbeats:
         host = socket.gethostname()
         return [f"rank {rank} (pid {pid} on {host}, at step {step}) is gone (its process ended)"
                 for rank, (_, step, pid, where) in self.last.items()
-                if rank != self.rank and where == host and pid and not _alive(pid)]
+                if rank != self.rank and where == host and pid and not process_alive(pid)]
 
     def silent(self, seconds: float) -> dict[int, float]:
         """``rank -> seconds`` since its heartbeat, for the peers silent longer than ``seconds``
@@ -101,7 +101,7 @@ class Heartbeats:
             if rank == self.rank:
                 continue
             when, step, pid, host = beats.get(rank, (self.started, 0, 0, "?"))
-            local_dead = host == socket.gethostname() and pid and not _alive(pid)
+            local_dead = host == socket.gethostname() and pid and not process_alive(pid)
             if now - when > self.timeout or local_dead:
                 how = "is gone (its process ended)" if local_dead else f"has not been heard from for {now - when:.0f} s"
                 lost.append(f"rank {rank} (pid {pid} on {host}, at step {step}) {how}")
