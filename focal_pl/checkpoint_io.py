@@ -190,6 +190,17 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", check: bool = T
     return checkpoint
 
 
+def read_submodule(path: str | Path, name: str) -> tuple[Any, dict[str, torch.Tensor]]:
+    """One submodule of a LightningModule checkpoint: its saved config (``hyper_parameters[name]``,
+    None if absent) and its weights (the ``state_dict`` entries under ``name.``, prefix removed).
+    The one place that reads a checkpoint's layout for a part of the model (fusion reads the
+    ``extractor`` of trained runs through it)."""
+    checkpoint = read_checkpoint(path)
+    prefix = f"{name}."
+    state = {k[len(prefix):]: v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith(prefix)}
+    return (checkpoint.get("hyper_parameters") or {}).get(name), state
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch checkpoint IO with atomic writes beside the target on any filesystem, the
     sha256 of the weights and optimizer state stored in each file and checked on every load."""

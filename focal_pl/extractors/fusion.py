@@ -11,10 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from focal_pl.checkpoint_io import read_checkpoint
+from focal_pl.checkpoint_io import read_submodule
 from focal_pl.extractors.base import Extractor
-
-PREFIX = "extractor."  # where a focal-pl checkpoint keeps its extractor's weights
 
 
 def _build(spec: dict[str, Any], path: str) -> Extractor:
@@ -36,19 +34,17 @@ def _build(spec: dict[str, Any], path: str) -> Extractor:
 def extractor_from_checkpoint(path: str) -> Extractor:
     """The extractor of a focal-pl checkpoint (its config travels in it), frozen, in eval mode.
 
-    Reads the checkpoint file itself (``hyper_parameters.extractor`` and the ``extractor.*``
-    weights): the extractors package needs nothing from the training module for that.
+    The checkpoint's ``extractor`` part (its config and weights, ``checkpoint_io.read_submodule``):
+    the extractors package needs nothing from the training module for that.
     """
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"fusion member {file} does not exist")
-    checkpoint = read_checkpoint(file)
-    spec = (checkpoint.get("hyper_parameters") or {}).get("extractor")
+    spec, state = read_submodule(file, "extractor")
     if not isinstance(spec, dict):
         raise ValueError(f"{file}: no extractor config in the checkpoint (trained from Python?); build "
                          "FusedExtractor(extractors=[...]) with the extractor objects instead")
     extractor = _build(spec, str(file))
-    state = {k[len(PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(PREFIX)}
     extractor.load_state_dict(state)
     extractor.eval()
     for parameter in extractor.parameters():
