@@ -37,6 +37,8 @@ from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
 from focal_pl.clustering import fast_hdbscan as fast
+from focal_pl.clustering.fast_hdbscan import arrays, core_distance, prim, sklearn_tree
+from focal_pl.clustering.fast_hdbscan import bounds as float32_bounds
 from focal_pl.clustering.fast_hdbscan import hdbscan_labels, hdbscan_labels_batch
 from focal_pl.provenance import machine as run_machine
 from focal_pl.provenance import machine_line
@@ -146,23 +148,23 @@ def stages(repeats: int) -> dict:
     for _ in range(repeats + 1):
         t = {}
         start = time.perf_counter()
-        x = fast._host_rows(rows)
+        x = arrays._host_rows(rows)
         xt = np.ascontiguousarray(x.T)
-        bounds = fast._Bounds(x)
+        bounds = float32_bounds._Bounds(x)
         t["centre, norms, bounds"] = time.perf_counter() - start
         start = time.perf_counter()
-        lower = fast._dense_lower_bounds(bounds)
+        lower = float32_bounds._dense_lower_bounds(bounds)
         t["float32 syrk + mirror (N x N bounds)"] = time.perf_counter() - start
         start = time.perf_counter()
-        core2 = fast._dense_core_squares(x, xt, lower, bounds, SIZE)
+        core2 = core_distance._dense_core_squares(x, xt, lower, bounds, SIZE)
         t["core distances (partition, band, exact sums)"] = time.perf_counter() - start
         start = time.perf_counter()
-        mst = fast._certified_prim(x, xt, lower, core2, bounds)
+        mst = prim._certified_prim(x, xt, lower, core2, bounds)
         t["certified Prim"] = time.perf_counter() - start
-        fast._keep_workspace(lower)
+        float32_bounds._keep_workspace(lower)
         start = time.perf_counter()
         np.sqrt(mst["distance"], out=mst["distance"])
-        fast._labels(fast._process_mst(mst), SIZE, False, "eom")
+        sklearn_tree.labels_from_prim_tree(mst, SIZE)
         t["_process_mst + tree_to_labels (scikit-learn)"] = time.perf_counter() - start
         for name, seconds in t.items():
             runs.setdefault(name, []).append(seconds)

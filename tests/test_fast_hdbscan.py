@@ -5,6 +5,12 @@ Its distances, core distances and Prim tree are scikit-learn's own, bit for bit.
 
 from __future__ import annotations
 
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -18,9 +24,6 @@ from focal_pl.clustering import Clusterer
 from focal_pl.clustering.fast_hdbscan import (
     CHUNK_BYTES_PER_PAIR,
     EXACT_BYTES,
-    _mirror_numpy,
-    _mirror_torch,
-    _square_keys,
     boruvka_mst,
     boruvka_tree,
     chunk_rows,
@@ -32,6 +35,8 @@ from focal_pl.clustering.fast_hdbscan import (
     prim_tree,
     resolve_mst,
 )
+from focal_pl.clustering.fast_hdbscan.arrays import _mirror_numpy, _mirror_torch
+from focal_pl.clustering.fast_hdbscan.exact import _square_keys
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -341,6 +346,69 @@ def test_clusterer_backends_agree_on_a_feature_map():
         Clusterer(backend="gpu-magic")
     with pytest.raises(ValueError, match="mst"):
         Clusterer(mst="kruskal")
+
+
+def private_sklearn_imports(path: Path) -> set[str]:
+    """The private scikit-learn objects a file imports: ``module.name`` where a part starts with ``_``."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sklearn":
+            for alias in node.names:
+                if any(part.startswith("_") for part in [*node.module.split("."), alias.name]):
+                    found.add(f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names
+                      if a.name.split(".")[0] == "sklearn" and any(p.startswith("_") for p in a.name.split("."))}
+    return found
+
+
+def test_scikit_learns_private_tree_code_is_still_where_one_module_imports_it():
+    """An upgrade of scikit-learn that moves its private HDBSCAN code fails here, naming what moved;
+    ``fast_hdbscan.sklearn_tree`` is the only package module that imports any of it."""
+    import sklearn
+
+    from focal_pl.clustering.fast_hdbscan import sklearn_tree
+
+    for module, name in sklearn_tree.PRIVATE:
+        follow = f"focal_pl/clustering/fast_hdbscan/sklearn_tree.py must follow scikit-learn {sklearn.__version__}"
+        try:
+            found = importlib.import_module(module)
+        except ImportError:
+            pytest.fail(f"scikit-learn has no module {module} any more: {follow}")
+        assert hasattr(found, name), f"scikit-learn moved {module}.{name}: {follow}"
+    package = Path(sklearn_tree.__file__).parents[3]  # the repository root: focal_pl/...
+    users = {str(p.relative_to(package)): private_sklearn_imports(p) for p in (package / "focal_pl").rglob("*.py")}
+    users = {path: names for path, names in users.items() if names}
+    assert users == {"focal_pl/clustering/fast_hdbscan/sklearn_tree.py": {f"{m}.{n}" for m, n in sklearn_tree.PRIVATE}}
+
+
+def test_a_moved_private_module_names_the_file_to_fix_and_the_torch_backend_falls_back():
+    """Simulated: a scikit-learn whose ``_linkage`` lacks ``make_single_linkage``. The import error says
+    which file must follow; ``cluster_labels`` warns with it and gives the public class's labels."""
+    check = """
+import sys, types, warnings
+import numpy as np
+import sklearn.cluster  # the public class keeps its own references
+real = sys.modules["sklearn.cluster._hdbscan._linkage"]
+moved = types.ModuleType(real.__name__)
+moved.__dict__.update({k: v for k, v in vars(real).items() if k != "make_single_linkage"})
+sys.modules[real.__name__] = moved
+try:
+    import focal_pl.clustering.fast_hdbscan
+except ImportError as error:
+    assert "fast_hdbscan/sklearn_tree.py must follow" in str(error), error
+    print("message ok")
+from focal_pl.clustering import cluster_labels
+rows = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    labels = cluster_labels(rows, min_cluster_size=10)
+assert labels.shape == (60,) and any("sklearn_tree.py must follow" in str(w.message) for w in caught)
+print("fallback ok")
+"""
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["message", "ok", "fallback", "ok"]
 
 
 # ------------------------------------------------------------------------------------------ CUDA
