@@ -1,63 +1,50 @@
-"""The default loss must learn: a couple of hundred steps on synthetic splices separate the features
-(a sign or weighting error in the loss fails here), and the paper's literal reading must not."""
+"""The default loss must learn through the package's own loop: ``FocalModule`` fitted by a Lightning
+``Trainer`` on the data module's synthetic splices, scored by its validation callback, separates
+forged from pristine pixels after a couple of hundred steps: a sign or weighting error in the loss,
+or a module, data or evaluation path that stops the features from learning, fails here."""
 
 from __future__ import annotations
 
+import functools
+
+import lightning as L
 import pytest
 import torch
 
 from focal_pl.clustering import Clusterer
-from focal_pl.masks import resize_mask
-from focal_pl.data import SyntheticForgeries
-from focal_pl.data.transforms import stack_source
+from focal_pl.data import ForgeryDataModule, SyntheticForgeries
+from focal_pl.evaluation import ClusterEvaluator
 from focal_pl.extractors import ForensicCNN
-from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
-from focal_pl.metrics import ForgeryLocalizationMetrics
+from focal_pl.losses import SoftContrastiveLoss
+from focal_pl.module import FocalModule
 
 
-@pytest.fixture(scope="module")
-def splices():
-    train = stack_source(SyntheticForgeries(600, 96, kinds=["splice"], seed=1), 64)
-    val = stack_source(SyntheticForgeries(24, 96, kinds=["splice"], seed=2), 64)
-    return train, val
+@pytest.fixture
+def one_thread():
+    """One torch thread: the fit is small, and on shared cores more threads only wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
-def score(model, images, full) -> float:
-    metric, clusterer = ForgeryLocalizationMetrics(), Clusterer("kmeans")
-    model.eval()
-    with torch.no_grad():
-        for fmap, truth in zip(model(images), full):
-            prediction, _ = clusterer(fmap)
-            metric.update(resize_mask(prediction, tuple(truth.shape)), truth)
-    model.train()
-    return metric.compute()["f1"].item()
+def fit(loss: SoftContrastiveLoss, folder, steps: int = 200) -> tuple[float, float]:
+    """Macro F1 (k-means) on held-out splices before and after ``steps`` steps of batch 8 at 64 px."""
+    L.seed_everything(0, verbose=False)
+    data = ForgeryDataModule(train=SyntheticForgeries(600, 96, kinds=["splice"], seed=1),
+                             val=SyntheticForgeries(24, 96, kinds=["splice"], seed=2),
+                             image_size=64, batch_size=8, num_workers=0)
+    module = FocalModule(ForensicCNN(width=16, depth=5, out_dim=16), loss, Clusterer("kmeans"),
+                         optimizer=functools.partial(torch.optim.Adam, lr=2e-3), scheduler=None)
+    record = ClusterEvaluator(save_images=0, metrics_file=None)
+    trainer = L.Trainer(accelerator="cpu", max_steps=steps, val_check_interval=steps, check_val_every_n_epoch=None,
+                        num_sanity_val_steps=-1, callbacks=[record], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=folder)
+    trainer.fit(module, data)
+    assert record.record["final"]["step"] == steps
+    return record.record["untrained"]["f1"], record.record["final"]["f1"]
 
 
-def train(loss, splices, steps=200) -> tuple[float, float]:
-    (x, y, _), (vx, _, vfull) = splices
-    torch.manual_seed(0)
-    order = torch.Generator().manual_seed(0)
-    model = ForensicCNN(width=16, depth=5, out_dim=16)
-    before = score(model, vx, vfull)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(steps):
-        index = torch.randint(0, len(x), (8,), generator=order)
-        value = loss(model(x[index]), y[index])
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
-    return before, score(model, vx, vfull)
-
-
-@pytest.mark.slow
-def test_default_scl_learns_where_the_literal_reading_does_not(splices):
-    before, after = train(SoftContrastiveLoss(), splices)
-    assert before < 0.55 and after > before + 0.15, (before, after)
-    _, literal = train(SoftContrastiveLoss(coefficients="fcm"), splices)
-    assert literal < after - 0.1, (literal, after)  # docs/method.md: W ~ 0.5 on an untrained model
-
-
-@pytest.mark.slow
-def test_nce_learns_too(splices):
-    before, after = train(InfoNCELoss(), splices)
-    assert after > before + 0.08, (before, after)
+def test_the_default_loss_learns_through_the_trainer(tmp_path, one_thread):
+    before, after = fit(SoftContrastiveLoss(), tmp_path)
+    assert before < 0.55 and after > before + 0.15, (before, after)  # measured: 0.511 -> 0.73-0.76
