@@ -197,8 +197,8 @@ class ForgeryDataModule(L.LightningDataModule):
         self.native_resolution = native_resolution
         if val_split is not None:
             if self.sources["val"]:
-                raise ValueError("data.val_split holds validation items out of data.train; set it or "
-                                 "data.val, not both")
+                raise ValueError("val_split holds validation items out of train; set it or "
+                                 "val, not both")
             if self.stream is None:
                 self.sources["train"], self.sources["val"] = hold_out(self.sources["train"], val_split)
             else:  # held out of every epoch of the shard stream, validated through random access

@@ -52,7 +52,7 @@ def draw_held_out(counts: Sequence[int], size: int, seed: int, holders: str) -> 
     numbers of the items drawn in each part. ``holders`` names the parts in the error message."""
     total = sum(counts)
     if not 0 < size < total:
-        raise ValueError(f"data.val_split must be between 1 and {total - 1} ({holders} hold {total} distinct "
+        raise ValueError(f"val_split must be between 1 and {total - 1} ({holders} hold {total} distinct "
                          f"items), got {size}")
     chosen = np.sort(np.random.default_rng(seed).choice(total, size=size, replace=False))
     starts = np.concatenate([[0], np.cumsum(counts)])
