@@ -14,6 +14,7 @@ from focal_pl.clustering import (
     feature_rows,
     forged_from_labels,
     pool_to_grid,
+    pooled_size,
     pristine_distance_score,
     resize_mask,
     resolve_min_cluster_size,
@@ -253,6 +254,55 @@ def test_grid_pooling_in_a_batch_and_for_numpy():
     assert torch.equal(masks[1][0], Clusterer(min_cluster_size=10, grid=16)(features[1])[0])
 
 
+# ------------------------------------------------------------------ max_points
+
+
+def test_max_points_pools_a_large_map_to_at_most_that_many_points():
+    """A 256 x 256 map (65536 points) is clustered at 128 x 128 by default: the mask has the pooled grid's
+    size (callers resize it to the image), in both calls; the pooled map is what the grid would give."""
+    features, _ = feature_map(side=256, channels=8)
+    clusterer = Clusterer("kmeans")
+    assert clusterer.max_points == 16384
+    mask, score = clusterer(features)
+    assert mask.shape == score.shape == (128, 128) and mask.numel() <= 16384
+    (batch_mask, _), = clusterer.cluster_batch(features[None])
+    assert torch.equal(batch_mask, mask)
+    assert torch.equal(Clusterer("kmeans", grid=128, max_points=None)(features)[0], mask)
+    assert torch.equal(pool_to_grid(features, None, 16384), pool_to_grid(features, 128))
+    # the torch backend's batched HDBSCAN pools alike (a small cap keeps the test quick)
+    maps = torch.stack([feature_map(side=32, seed=s)[0] for s in range(2)])
+    capped = Clusterer(min_cluster_size=10, max_points=256)
+    batched = capped.cluster_batch(maps)
+    assert [m.shape for m, _ in batched] == [(16, 16), (16, 16)]
+    assert torch.equal(batched[1][0], capped(maps[1])[0]) and batched[0][0].any()
+
+
+def test_a_map_under_max_points_is_clustered_as_it_is():
+    features, truth = feature_map(side=24)
+    assert pool_to_grid(features, None, 24 * 24) is features
+    capped, uncapped = Clusterer(min_cluster_size=20)(features), Clusterer(min_cluster_size=20, max_points=None)(features)
+    assert torch.equal(capped[0], truth) and torch.equal(capped[0], uncapped[0]) and torch.equal(capped[1], uncapped[1])
+
+
+def test_pooled_size_meets_both_caps_and_keeps_the_aspect():
+    assert pooled_size(256, 256, None, 16384) == (128, 128)
+    assert pooled_size(256, 256, 64, 16384) == (64, 64)  # the grid is the tighter cap
+    assert pooled_size(256, 256, 200, 16384) == (128, 128)  # the count is
+    assert pooled_size(300, 200, None, 16384) == (157, 104)  # aspect kept to a cell: 16328 points
+    assert pooled_size(3, 100000, None, 16384) == (1, 16384)  # a side held at 1 leaves the other the count
+    assert pooled_size(40, 30, None, None) == (40, 30) == pooled_size(40, 30, 64, 1200)
+    assert pooled_size(32, 48, 16, None) == (11, 16)  # grid alone: as before max_points
+    g = np.random.default_rng(0)
+    for h, w, cap in zip(g.integers(1, 600, 300), g.integers(1, 600, 300), g.integers(1, 40000, 300)):
+        ph, pw = pooled_size(int(h), int(w), None, int(cap))
+        assert 1 <= ph <= h and 1 <= pw <= w
+        assert ph * pw <= cap or (ph, pw) == (1, 1)
+        if h * w <= cap:
+            assert (ph, pw) == (h, w)
+        elif min(ph, pw) > 1:
+            assert abs(ph / pw - h / w) <= 2 * (h / w) / min(ph, pw)  # the aspect, to a cell
+
+
 @pytest.mark.parametrize("arguments,message", [
     (dict(min_cluster_size=1), "min_cluster_size must be an integer >= 2 or a fraction in"),
     (dict(min_cluster_size=2.5), "min_cluster_size"),
@@ -265,6 +315,10 @@ def test_grid_pooling_in_a_batch_and_for_numpy():
     (dict(noise="maybe"), "noise"),
     (dict(fusion="late"), "fusion"),
     (dict(mst="kruskal"), "mst"),
+    (dict(max_points=0), "max_points must be None or an integer >= 1, got 0"),
+    (dict(max_points=2.5), "max_points"),
+    (dict(max_points=True), "max_points"),
+    (dict(max_points="16384"), "max_points"),
 ])
 def test_arguments_are_checked_when_the_clusterer_is_built(arguments, message):
     with pytest.raises(ValueError, match=message):
@@ -273,7 +327,7 @@ def test_arguments_are_checked_when_the_clusterer_is_built(arguments, message):
 
 def test_good_arguments_build():
     for arguments in (dict(min_cluster_size=0.05), dict(min_cluster_size=200.0), dict(min_samples=1, grid=64),
-                      dict(device="cuda"), dict(device="cpu", mst="prim")):
+                      dict(device="cuda"), dict(device="cpu", mst="prim"), dict(max_points=None), dict(max_points=1)):
         assert isinstance(Clusterer(**arguments), Clusterer)
 
 

@@ -6,7 +6,15 @@ from focal_pl.clustering.algorithms import (
     cluster_labels,
     resolve_min_cluster_size,
 )
-from focal_pl.clustering.core import Clusterer, cluster_mask, feature_rows, pool_to_grid, resize_mask, unit_rows
+from focal_pl.clustering.core import (
+    Clusterer,
+    cluster_mask,
+    feature_rows,
+    pool_to_grid,
+    pooled_size,
+    resize_mask,
+    unit_rows,
+)
 from focal_pl.clustering.labelling import forged_from_labels, pristine_distance_score
 from focal_pl.clustering.masker import Masker
 from focal_pl.clustering.methods import MST_METHODS
@@ -22,6 +30,7 @@ __all__ = [
     "feature_rows",
     "forged_from_labels",
     "pool_to_grid",
+    "pooled_size",
     "pristine_distance_score",
     "resize_mask",
     "resolve_min_cluster_size",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -47,16 +48,20 @@ class Clusterer(Masker):
 
     Args:
         algorithm: hdbscan (the paper's), kmeans, bisecting_kmeans, birch or ward.
-        min_cluster_size: HDBSCAN's, an int >= 2 (the paper: 200) or a fraction in (0, 1) of the h*w
-            features.
+        min_cluster_size: HDBSCAN's, an int >= 2 (the paper: 200) or a fraction in (0, 1) of the
+            points clustered (after pooling).
         min_samples: HDBSCAN's (None = min_cluster_size, as scikit-learn does), an int >= 1.
         noise: what HDBSCAN's noise points become: nearest (cluster center, cosine), forged, pristine.
         allow_single_cluster: let HDBSCAN return one cluster (an all-pristine answer).
         seed: seed of the k-means family.
         grid: cluster on a grid of at most this side (feature maps above it are average-pooled, on
-            the features' device), e.g. 64 for HRNet's 256 x 256 maps, whose 65536 points exact
-            HDBSCAN takes only by chunks (Boruvka: seconds on a GPU, minutes on a CPU; see
-            ``fast_hdbscan``); None clusters the map as it is. The mask then has the grid's size.
+            the features' device), e.g. 128 for HRNet's 256 x 256 maps; None: no cap on the side.
+            The mask then has the pooled grid's size (callers resize it to the image).
+        max_points: cluster at most this many points: a map with more (after ``grid``) is
+            average-pooled, on the features' device, to the largest grid within both caps, aspect
+            kept (to a cell). The default, 16384, is 128 x 128: exact HDBSCAN's N^2 work and memory
+            stay bounded (a 256 x 256 map, 65536 points, takes minutes on a CPU; see
+            ``fast_hdbscan``). ``grid`` caps the side, ``max_points`` the count; None disables it.
         backend: HDBSCAN's implementation: torch (exact, fast: scikit-learn's own distances where
             float32 bounds cannot decide, its own tree code; see ``fast_hdbscan``) or sklearn (the
             public class).
@@ -78,6 +83,7 @@ class Clusterer(Masker):
         allow_single_cluster: bool = False,
         seed: int = 0,
         grid: int | None = None,
+        max_points: int | None = 16384,
         backend: Literal["torch", "sklearn"] = "torch",
         device: str = "auto",
         fusion: Literal["features", "union", "intersection"] = "features",
@@ -98,6 +104,8 @@ class Clusterer(Masker):
             raise ValueError(f"min_samples must be None or an integer >= 1, got {min_samples!r}")
         if grid is not None and not (_is_int(grid) and grid >= 1):
             raise ValueError(f"grid must be None or an integer >= 1, got {grid!r}")
+        if max_points is not None and not (_is_int(max_points) and max_points >= 1):
+            raise ValueError(f"max_points must be None or an integer >= 1, got {max_points!r}")
         if not _is_int(seed):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         if device != "auto":
@@ -113,6 +121,7 @@ class Clusterer(Masker):
         self.allow_single_cluster = bool(allow_single_cluster)
         self.seed = seed
         self.grid = grid
+        self.max_points = max_points
         self.backend = backend
         self.device = device
         self.fusion = fusion
@@ -161,7 +170,7 @@ class Clusterer(Masker):
             from focal_pl.clustering.fast_hdbscan import hdbscan_labels_batch
         except ImportError:  # scikit-learn moved its private tree code: cluster_labels warns, map by map
             return super().cluster_batch(features, splits)
-        features = pool_to_grid(features.detach().to(self.compute_device(features)), self.grid)
+        features = pool_to_grid(features.detach().to(self.compute_device(features)), self.grid, self.max_points)
         h, w = features.shape[-2:]
         members = features.split(splits, dim=1) if self._split(splits) else [features]
         per_member = []
@@ -186,7 +195,7 @@ class Clusterer(Masker):
 
     def _one(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """One map C x h x w on the compute device -> (mask, score) on that device."""
-        features = pool_to_grid(features, self.grid)
+        features = pool_to_grid(features, self.grid, self.max_points)
         h, w = features.shape[-2:]
         rows = unit_rows(features)
         labels = cluster_labels(
@@ -205,15 +214,35 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def pool_to_grid(features: Tensor | np.ndarray, grid: int | None) -> Tensor | np.ndarray:
-    """Average-pool a (B x) C x h x w map so that its longer side is at most ``grid`` (aspect kept),
-    on the features' device."""
+def pooled_size(h: int, w: int, grid: int | None = None, max_points: int | None = None) -> tuple[int, int]:
+    """The grid an h x w map is clustered on: its longer side at most ``grid`` (each side scaled and
+    rounded), then at most ``max_points`` cells (each side scaled by ``sqrt(max_points / cells)``, the
+    shorter one rounded down, the longer one given what the count leaves, up to its own size); the
+    map's own size where it meets both caps (None: no cap)."""
+    if grid is not None and max(h, w) > grid:
+        scale = grid / max(h, w)
+        h, w = max(1, round(h * scale)), max(1, round(w * scale))
+    if max_points is not None and h * w > max_points:
+        scale = math.sqrt(max_points / (h * w))
+        if h <= w:
+            h = max(1, min(h, math.floor(h * scale)))
+            w = max(1, min(w, max_points // h))
+        else:
+            w = max(1, min(w, math.floor(w * scale)))
+            h = max(1, min(h, max_points // w))
+    return h, w
+
+
+def pool_to_grid(features: Tensor | np.ndarray, grid: int | None,
+                 max_points: int | None = None) -> Tensor | np.ndarray:
+    """Average-pool a (B x) C x h x w map to ``pooled_size`` (its longer side at most ``grid``, at
+    most ``max_points`` cells, aspect kept), in one pooling, on the features' device; the map itself
+    where it meets both caps."""
     h, w = features.shape[-2:]
-    if grid is None or max(h, w) <= grid:
+    size = pooled_size(h, w, grid, max_points)
+    if size == (h, w):
         return features
     features = torch.as_tensor(features)
-    scale = grid / max(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
     batched = features.detach().float()
     pooled = F.adaptive_avg_pool2d(batched if batched.dim() == 4 else batched[None], size)
     return pooled if batched.dim() == 4 else pooled[0]
@@ -228,9 +257,10 @@ def cluster_mask(
     allow_single_cluster: bool = False,
     seed: int = 0,
     grid: int | None = None,
+    max_points: int | None = 16384,
 ) -> tuple[Tensor, Tensor]:
     """One image's features C x h x w -> (forged mask bool h x w, score h x w); see ``Clusterer``."""
     return Clusterer(
-        algorithm, min_cluster_size, min_samples, noise, allow_single_cluster, seed, grid
+        algorithm, min_cluster_size, min_samples, noise, allow_single_cluster, seed, grid=grid, max_points=max_points
     )(features)
 
