@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +17,7 @@ from focal_pl.clustering import (
     cluster_mask,
     feature_rows,
     forged_from_labels,
+    membership_score,
     pool_to_grid,
     pooled_size,
     pristine_distance_score,
@@ -71,7 +76,8 @@ def test_the_spanning_tree_methods_are_one_list_that_imports_nothing_heavy():
     assert set(MST_METHODS) == {"auto", "prim", "boruvka"}
     check = ("import sys, focal_pl.clustering; "
              "assert 'focal_pl.clustering.fast_hdbscan' not in sys.modules, 'fast_hdbscan loaded at startup'; "
-             "assert 'sklearn.cluster._hdbscan._linkage' not in sys.modules, 'private tree code loaded'")
+             "assert 'sklearn.cluster._hdbscan._linkage' not in sys.modules, 'private tree code loaded'; "
+             "assert 'hdbscan' not in sys.modules, 'the hdbscan package loaded at startup'")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
@@ -303,6 +309,130 @@ def test_pooled_size_meets_both_caps_and_keeps_the_aspect():
             assert abs(ph / pw - h / w) <= 2 * (h / w) / min(ph, pw)  # the aspect, to a cell
 
 
+# ------------------------------------------------------------------ the hdbscan package's backend
+
+
+def map_of(rows: np.ndarray) -> torch.Tensor:
+    """N x C rows (N a square) as a C x side x side feature map."""
+    side = int(round(len(rows) ** 0.5))
+    return torch.from_numpy(np.ascontiguousarray(rows[: side * side].T.reshape(-1, side, side)))
+
+
+def groups(case: str) -> torch.Tensor:
+    from test_fast_hdbscan import focal_like
+
+    if case == "two":
+        return feature_map(side=24, spread=0.45)[0]
+    if case == "one":
+        return feature_map(side=24, forged=False)[0]
+    return map_of(focal_like("two_forged", 1200, 32, 5)[:1024])  # three groups and stray points
+
+
+@pytest.mark.parametrize("case", ["two", "one", "three"])
+def test_the_hdbscan_backend_gives_our_partition_with_default_options(case):
+    from test_fast_hdbscan import same_partition
+
+    features = groups(case)
+    rows = feature_rows(features)
+    ours = cluster_labels(rows, min_cluster_size=20)
+    package = cluster_labels(rows, min_cluster_size=20, backend="hdbscan")
+    assert same_partition(ours, package)  # noise included
+    assert len(set(ours.tolist()) - {-1}) == {"two": 2, "one": 0, "three": 3}[case]
+    mask, score = Clusterer(min_cluster_size=20, backend="hdbscan")(features)
+    ours_mask, ours_score = Clusterer(min_cluster_size=20)(features)
+    assert torch.equal(mask, ours_mask) and torch.equal(score, ours_score)  # one labelling rule
+
+
+def nested_groups(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A map made for the selection options: A1 (the left half) and A2 (the right half) close together,
+    B (a block) far away. Excess of mass takes A1 + A2 as one cluster, leaf takes both apart."""
+    g = torch.Generator().manual_seed(seed)
+    a, d, e = torch.randn(3, 16, generator=g)
+    a = 4 * a / a.norm()
+    d = d - (d @ a) * a / 16
+    d = d / d.norm()
+    e = e - (e @ a) * a / 16 - (e @ d) * d
+    e = e / e.norm()
+    features = a[:, None, None] + 0.1 * torch.randn(16, 32, 32, generator=g)
+    part = torch.zeros(32, 32, dtype=torch.long)
+    part[:, 16:] = 1
+    part[4:12, 4:12] = 2
+    features[:, part == 1] += d[:, None]
+    features[:, part == 2] += 3 * e[:, None]
+    return features, part
+
+
+def test_leaf_selection_and_epsilon_change_the_clusters_on_a_map_made_for_it():
+    from test_fast_hdbscan import same_partition
+
+    features, part = nested_groups()
+    eom, _ = Clusterer(min_cluster_size=30, backend="hdbscan")(features)
+    assert torch.equal(eom, part == 2)  # A1 + A2 pristine, B forged
+    leaf, _ = Clusterer(min_cluster_size=30, backend="hdbscan", cluster_selection_method="leaf")(features)
+    assert (leaf[part == 0].float().mean() > 0.95 and leaf[part == 2].all()  # A2 is now the largest
+            and not leaf[part == 1].any())
+    rows = feature_rows(features)
+    labels = {b: cluster_labels(rows, min_cluster_size=30, backend=b, cluster_selection_method="leaf")
+              for b in ("torch", "sklearn", "hdbscan")}
+    assert len(set(labels["torch"].tolist()) - {-1}) == 3
+    assert same_partition(labels["torch"], labels["sklearn"]) and same_partition(labels["torch"], labels["hdbscan"])
+    assert torch.equal(Clusterer(min_cluster_size=30, cluster_selection_method="leaf")(features)[0], leaf)
+    merged, _ = Clusterer(min_cluster_size=30, backend="hdbscan", cluster_selection_method="leaf",
+                          cluster_selection_epsilon=0.3)(features)
+    assert torch.equal(merged, eom)  # epsilon merges A1 and A2 back
+    assert torch.equal(Clusterer(min_cluster_size=30, backend="hdbscan", cluster_selection_method="leaf",
+                                 cluster_selection_epsilon=0.05)(features)[0], leaf)  # below their split: no change
+
+
+def test_the_membership_score_is_in_0_1_and_higher_on_forged_pixels():
+    from sklearn.metrics import roc_auc_score
+
+    for seed in range(3):
+        features, truth = feature_map(side=24, seed=seed, spread=0.45)
+        clusterer = Clusterer(min_cluster_size=20, backend="hdbscan", score="membership")
+        mask, score = clusterer(features)
+        assert torch.equal(mask, Clusterer(min_cluster_size=20, backend="hdbscan")(features)[0])  # the same mask
+        assert score.dtype == torch.float32 and score.shape == mask.shape
+        assert 0.0 <= score.min() and score.max() <= 1.0
+        assert score[truth].mean() > score[~truth].mean() + 0.05
+        assert roc_auc_score(truth.flatten().numpy(), score.flatten().numpy()) > 0.99
+        (batch_mask, batch_score), = clusterer.cluster_batch(features[None])
+        assert torch.equal(batch_mask, mask) and torch.equal(batch_score, score)
+    authentic, _ = feature_map(side=24, forged=False)
+    mask, score = Clusterer(min_cluster_size=20, backend="hdbscan", score="membership")(authentic)
+    assert not mask.any() and not score.any()  # no cluster: authentic, a zero score
+    single = Clusterer(min_cluster_size=20, backend="hdbscan", score="membership", allow_single_cluster=True)
+    mask, score = single(authentic)  # one cluster: hdbscan's membership vectors fail there; its strengths
+    assert not mask.any() and 0.0 <= score.min() and score.max() <= 1.0
+
+
+def test_membership_score_follows_the_pristine_rule():
+    labels = np.array([1, 1, 1, 0, 0, -1])  # cluster 1 is the largest: pristine
+    membership = np.array([[0.1, 0.6], [0.0, 0.9], [0.2, 0.2], [0.7, 0.1], [0.5, 0.0], [0.0, 0.0]])
+    score = membership_score(membership, labels)
+    assert np.allclose(score.numpy(), [1 - 0.6 / 0.7, 0.0, 0.5, 1 - 0.1 / 0.8, 1.0, 1.0])
+    assert not membership_score(np.zeros((6, 0)), np.full(6, -1)).any()
+
+
+def test_a_missing_hdbscan_package_is_one_line_naming_pip_install():
+    check = (
+        "import sys; sys.modules['hdbscan'] = None\n"
+        "from focal_pl.clustering import Clusterer, cluster_labels\n"
+        "import numpy as np\n"
+        "Clusterer()\n"
+        "for call in (lambda: Clusterer(backend='hdbscan'),\n"
+        "             lambda: cluster_labels(np.ones((50, 4), np.float32), min_cluster_size=5, backend='hdbscan')):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ImportError as error:\n"
+        "        assert 'pip install hdbscan' in str(error) and '\\n' not in str(error), error\n"
+        "    else:\n"
+        "        raise AssertionError('no error')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize("arguments,message", [
     (dict(min_cluster_size=1), "min_cluster_size must be an integer >= 2 or a fraction in"),
     (dict(min_cluster_size=2.5), "min_cluster_size"),
@@ -319,15 +449,29 @@ def test_pooled_size_meets_both_caps_and_keeps_the_aspect():
     (dict(max_points=2.5), "max_points"),
     (dict(max_points=True), "max_points"),
     (dict(max_points="16384"), "max_points"),
+    (dict(backend="gpu-magic"), "backend must be one of torch, sklearn, hdbscan, got 'gpu-magic'"),
+    (dict(backend="hdbscan", cluster_selection_method="top"), "cluster_selection_method must be one of eom, leaf"),
+    (dict(backend="hdbscan", cluster_selection_epsilon=-0.1), "cluster_selection_epsilon must be a finite number >= 0"),
+    (dict(backend="hdbscan", cluster_selection_epsilon=float("nan")), "cluster_selection_epsilon"),
+    (dict(backend="hdbscan", cluster_selection_epsilon="0.1"), "cluster_selection_epsilon"),
+    (dict(backend="hdbscan", cluster_selection_epsilon=True), "cluster_selection_epsilon"),
+    (dict(cluster_selection_epsilon=0.1), "cluster_selection_epsilon=0.1 needs backend='hdbscan'"),
+    (dict(backend="sklearn", cluster_selection_epsilon=0.1), "needs backend='hdbscan'"),
+    (dict(score="probability"), "score must be distance or membership"),
+    (dict(score="membership"), "score='membership' needs algorithm='hdbscan' and backend='hdbscan'"),
+    (dict(algorithm="kmeans", backend="hdbscan", score="membership"), "score='membership' needs"),
 ])
 def test_arguments_are_checked_when_the_clusterer_is_built(arguments, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
         Clusterer(**arguments)
+    assert "\n" not in str(error.value)  # one line
 
 
 def test_good_arguments_build():
     for arguments in (dict(min_cluster_size=0.05), dict(min_cluster_size=200.0), dict(min_samples=1, grid=64),
-                      dict(device="cuda"), dict(device="cpu", mst="prim"), dict(max_points=None), dict(max_points=1)):
+                      dict(device="cuda"), dict(device="cpu", mst="prim"), dict(max_points=None), dict(max_points=1),
+                      dict(cluster_selection_method="leaf"), dict(backend="sklearn", cluster_selection_method="leaf"),
+                      dict(backend="hdbscan", cluster_selection_epsilon=0.2, score="membership")):
         assert isinstance(Clusterer(**arguments), Clusterer)
 
 

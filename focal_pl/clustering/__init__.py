@@ -2,6 +2,8 @@
 
 from focal_pl.clustering.algorithms import (
     ALGORITHMS,
+    BACKENDS,
+    SELECTION_METHODS,
     check_min_cluster_size,
     cluster_labels,
     resolve_min_cluster_size,
@@ -15,13 +17,15 @@ from focal_pl.clustering.core import (
     resize_mask,
     unit_rows,
 )
-from focal_pl.clustering.labelling import forged_from_labels, pristine_distance_score
+from focal_pl.clustering.labelling import forged_from_labels, membership_score, pristine_distance_score
 from focal_pl.clustering.masker import Masker
 from focal_pl.clustering.methods import MST_METHODS
 
 __all__ = [
     "ALGORITHMS",
+    "BACKENDS",
     "MST_METHODS",
+    "SELECTION_METHODS",
     "Clusterer",
     "Masker",
     "check_min_cluster_size",
@@ -29,6 +33,7 @@ __all__ = [
     "cluster_mask",
     "feature_rows",
     "forged_from_labels",
+    "membership_score",
     "pool_to_grid",
     "pooled_size",
     "pristine_distance_score",

@@ -13,11 +13,23 @@ from torch import Tensor
 from focal_pl.clustering.algorithms import (
     ALGORITHMS,
     Algorithm,
+    Backend,
+    SelectionMethod,
+    check_backend,
     check_min_cluster_size,
+    check_selection,
     cluster_labels,
     resolve_min_cluster_size,
+    soft_hdbscan,
 )
-from focal_pl.clustering.labelling import NOISE_RULES, NoiseRule, forged_from_labels, pristine_distance_score
+from focal_pl.clustering.hdbscan_package import import_hdbscan
+from focal_pl.clustering.labelling import (
+    NOISE_RULES,
+    NoiseRule,
+    forged_from_labels,
+    membership_score,
+    pristine_distance_score,
+)
 from focal_pl.clustering.masker import Masker
 from focal_pl.clustering.methods import MST_METHODS, MstMethod
 from focal_pl.masks import resize_mask  # noqa: F401 - re-exported: clustering's masks to the image size
@@ -62,9 +74,10 @@ class Clusterer(Masker):
             kept (to a cell). The default, 16384, is 128 x 128: exact HDBSCAN's N^2 work and memory
             stay bounded (a 256 x 256 map, 65536 points, takes minutes on a CPU; see
             ``fast_hdbscan``). ``grid`` caps the side, ``max_points`` the count; None disables it.
-        backend: HDBSCAN's implementation: torch (exact, fast: scikit-learn's own distances where
-            float32 bounds cannot decide, its own tree code; see ``fast_hdbscan``) or sklearn (the
-            public class).
+        backend: HDBSCAN's implementation: torch (exact and fastest: scikit-learn's own distances
+            where float32 bounds cannot decide, its own tree code; see ``fast_hdbscan``), sklearn (its
+            public class: the reference) or hdbscan (the scikit-learn-contrib package: ``pip install
+            hdbscan``; needed for ``score: membership``).
         device: where the torch backend and the labelling rule compute: auto (where the features
             are), or a torch device such as cpu, cuda, cuda:1 (the features are moved there).
         fusion: for a ``FusedExtractor``'s features: ``features`` clusters the concatenation (the
@@ -72,6 +85,17 @@ class Clusterer(Masker):
             and combine the masks (the naive result-level fusion it is compared with).
         mst: HDBSCAN's spanning tree (torch backend): auto (Prim on the CPU while its N x N bounds
             fit the memory budget, Boruvka by chunks of rows elsewhere), prim or boruvka.
+        cluster_selection_method: HDBSCAN's cluster selection, every backend: eom (excess of mass,
+            the default: the most stable clusters) or leaf (the leaves of the condensed tree: more,
+            smaller, more homogeneous clusters).
+        cluster_selection_epsilon: HDBSCAN's (backend hdbscan only: scikit-learn's, which the torch
+            backend shares, fails on NumPy 2): a distance (a float >= 0; unit features, so at most
+            2): clusters that split below it are merged back into their parent; 0 (the default)
+            merges none.
+        score: the per-pixel score map: distance (cosine distance to the pristine cluster's center,
+            scaled to [0, 1] within the image) or membership (1 - the ``hdbscan`` package's soft
+            membership in the pristine cluster, renormalised over the clusters: in [0, 1], 0 where
+            no cluster is found; needs backend hdbscan; ``labelling.membership_score``).
     """
 
     def __init__(
@@ -84,30 +108,40 @@ class Clusterer(Masker):
         seed: int = 0,
         grid: int | None = None,
         max_points: int | None = 16384,
-        backend: Literal["torch", "sklearn"] = "torch",
+        backend: Backend = "torch",
         device: str = "auto",
         fusion: Literal["features", "union", "intersection"] = "features",
         mst: MstMethod = "auto",
+        cluster_selection_method: SelectionMethod = "eom",
+        cluster_selection_epsilon: float = 0.0,
+        score: Literal["distance", "membership"] = "distance",
     ) -> None:
         if fusion not in ("features", "union", "intersection"):
             raise ValueError(f"fusion must be features, union or intersection, got {fusion!r}")
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-        if backend not in ("torch", "sklearn"):
-            raise ValueError(f"backend must be 'torch' or 'sklearn', got {backend!r}")
+        check_backend(backend)
         if noise not in NOISE_RULES:
             raise ValueError(f"noise must be 'nearest', 'forged' or 'pristine', got {noise!r}")
         if mst not in MST_METHODS:
             raise ValueError(f"mst must be one of {', '.join(MST_METHODS)}, got {mst!r}")
         check_min_cluster_size(min_cluster_size)
+        check_selection(cluster_selection_method, cluster_selection_epsilon, backend)
         if min_samples is not None and not (_is_int(min_samples) and min_samples >= 1):
             raise ValueError(f"min_samples must be None or an integer >= 1, got {min_samples!r}")
         if grid is not None and not (_is_int(grid) and grid >= 1):
             raise ValueError(f"grid must be None or an integer >= 1, got {grid!r}")
         if max_points is not None and not (_is_int(max_points) and max_points >= 1):
             raise ValueError(f"max_points must be None or an integer >= 1, got {max_points!r}")
+        if score not in ("distance", "membership"):
+            raise ValueError(f"score must be distance or membership, got {score!r}")
+        if score == "membership" and (algorithm != "hdbscan" or backend != "hdbscan"):
+            raise ValueError(f"score='membership' needs algorithm='hdbscan' and backend='hdbscan' (its soft "
+                             f"membership), got algorithm={algorithm!r}, backend={backend!r}")
         if not _is_int(seed):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        if backend == "hdbscan" and algorithm == "hdbscan":
+            import_hdbscan()  # a missing package is said when the config is read, not mid-run
         if device != "auto":
             try:
                 torch.device(device)
@@ -126,6 +160,9 @@ class Clusterer(Masker):
         self.device = device
         self.fusion = fusion
         self.mst = mst
+        self.cluster_selection_method = cluster_selection_method
+        self.cluster_selection_epsilon = float(cluster_selection_epsilon)
+        self.score = score
 
     def __repr__(self) -> str:
         hidden = ("seed", "device", "mst")  # how and where, not what: the same partition
@@ -177,7 +214,8 @@ class Clusterer(Masker):
         for member in members:
             rows = unit_rows(member)
             size = resolve_min_cluster_size(self.min_cluster_size, h * w)
-            labels = hdbscan_labels_batch(rows, size, self.min_samples, self.allow_single_cluster, mst=self.mst)
+            labels = hdbscan_labels_batch(rows, size, self.min_samples, self.allow_single_cluster,
+                                          self.cluster_selection_method, mst=self.mst)
             per_member.append([self._label(r, lab, h, w) for r, lab in zip(rows, labels)])
         out = []
         for parts in zip(*per_member):
@@ -198,15 +236,27 @@ class Clusterer(Masker):
         features = pool_to_grid(features, self.grid, self.max_points)
         h, w = features.shape[-2:]
         rows = unit_rows(features)
+        selection = dict(cluster_selection_method=self.cluster_selection_method,
+                         cluster_selection_epsilon=self.cluster_selection_epsilon)
+        if self.score == "membership":
+            labels, membership = soft_hdbscan(rows, self.min_cluster_size, self.min_samples,
+                                              self.allow_single_cluster, **selection)
+            return self._label(rows, labels, h, w, membership)
         labels = cluster_labels(
             rows, self.algorithm, self.min_cluster_size, self.min_samples,
-            self.allow_single_cluster, self.seed, self.backend, rows.device, self.mst,
+            self.allow_single_cluster, self.seed, self.backend, rows.device, self.mst, **selection,
         )
         return self._label(rows, labels, h, w)
 
-    def _label(self, rows: Tensor, labels: np.ndarray, h: int, w: int) -> tuple[Tensor, Tensor]:
+    def _label(self, rows: Tensor, labels: np.ndarray, h: int, w: int,
+               membership: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+        """The labelling rule (every backend's): the mask from the labels, and the score from the
+        pristine center or, given ``membership`` (N x K), from the soft membership."""
         forged, center = forged_from_labels(rows, labels, self.noise)
-        score = pristine_distance_score(rows, center)
+        if membership is None:
+            score = pristine_distance_score(rows, center)
+        else:
+            score = membership_score(membership, labels, rows.device)
         return forged.view(h, w), score.view(h, w).float()
 
 

@@ -34,13 +34,11 @@ def forged_from_labels(
         raise ValueError(f"noise must be 'nearest', 'forged' or 'pristine', got {noise!r}")
     as_numpy = isinstance(rows, np.ndarray)
     x = torch.as_tensor(rows)
-    host = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
-    host = host.astype(np.int64, copy=False)
-    clusters, sizes = np.unique(host[host >= 0], return_counts=True)
-    if clusters.size == 0:
+    host = _host_labels(labels)
+    clusters, sizes, pristine = _clusters(host)  # pristine: an index into clusters
+    if pristine is None:
         forged, center = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device), _unit(x.mean(0))
         return (forged.numpy(), center.numpy()) if as_numpy else (forged, center)
-    pristine = int(np.argmax(sizes))  # index into clusters
     # the cluster index of each point (-1 noise), the one host -> device copy
     index = torch.as_tensor(np.where(host >= 0, np.searchsorted(clusters, host), -1), device=x.device)
     forged = (index >= 0) & (index != pristine)
@@ -68,6 +66,37 @@ def pristine_distance_score(rows: Tensor | np.ndarray, center: Tensor | np.ndarr
     span = high - low
     score = torch.where(span < 1e-12, torch.zeros_like(distance), (distance - low) / span.clamp_min(1e-12))
     return score.cpu().numpy() if as_numpy else score
+
+
+def membership_score(membership: np.ndarray, labels: Tensor | np.ndarray,
+                     device: torch.device | str = "cpu") -> Tensor:
+    """1 - each point's soft membership in the pristine cluster (the largest, as ``forged_from_labels``
+    picks it), given that it belongs to a cluster: ``1 - m_p / sum_k m_k``. float32 N on ``device``,
+    in [0, 1]; zeros when there is no cluster (an authentic answer), 1 for a point with no membership
+    at all. ``membership``: N x K, column k the probability of cluster k (``hdbscan``'s
+    ``all_points_membership_vectors``). Its rows keep a share for "no cluster", which is why they are
+    renormalised: raw, pristine points scored about 0.5 and the ranking suffered (pixel AUC 0.76-0.94
+    against 1.00 on separated synthetic maps)."""
+    host = _host_labels(labels)
+    clusters, _, pristine = _clusters(host)
+    membership = np.clip(np.asarray(membership, dtype=np.float64).reshape(len(host), -1), 0.0, 1.0)
+    if pristine is None or membership.shape[1] == 0:
+        return torch.zeros(len(host), dtype=torch.float32, device=device)
+    total = membership.sum(1)
+    share = np.divide(membership[:, clusters[pristine]], total, out=np.zeros(len(host)), where=total > 0)
+    return torch.as_tensor(1.0 - np.clip(share, 0.0, 1.0), dtype=torch.float32, device=device)
+
+
+def _host_labels(labels: Tensor | np.ndarray) -> np.ndarray:
+    host = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    return host.astype(np.int64, copy=False)
+
+
+def _clusters(host: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(cluster labels, their sizes, the index of the pristine one: the largest, ties to the smallest
+    label as ``np.argmax`` does; None when there is no cluster)."""
+    clusters, sizes = np.unique(host[host >= 0], return_counts=True)
+    return clusters, sizes, int(np.argmax(sizes)) if clusters.size else None
 
 
 def _centers(x: Tensor, index: Tensor, sizes: Tensor) -> Tensor:
