@@ -1,0 +1,194 @@
+"""What native-resolution inference is for: squashed against native on full-size splices, and its memory.
+
+    python benchmarks/native_resolution.py [--images 12] [--seed 0] [--weights NAME.pt] [--train-images 9600]
+
+1. A model: ``--weights NAME.pt`` (a release file), or the CPU demo trained here (``focal-pl fit --config
+   demo.yaml``, ``--train-images`` of its budget) and exported (``focal-pl export``), in ``--work``.
+2. ``--images`` seeded splices at full size from the photos of ``--pool`` with a long side >= 1800 px: a
+   region of one photo (a square crop of random scale with a processing history of its own, as the
+   package's ``SyntheticForgeries`` makes them) pasted into another, the whole saved as JPEG 85-99, the
+   truth at the image's resolution.
+3. Each image through ``focal_pl.load(...).localize(image)`` squashed (resized to the training size,
+   the default) and with ``native=True`` (tiles at its own resolution): pixel macro F1, forged-class F1
+   and IoU (``focal_pl.metrics.pixel_scores``) at the image's size, and the wall time of each call
+   (after one untimed call per mode: the first call pays the imports).
+4. Peak memory of native inference on a ``--megapixels`` photo (one of the pool upscaled to 3:2) on the
+   CPU, in a fresh process: its resident set before the call (VmRSS) and its peak (``ru_maxrss``) after.
+
+Writes benchmarks/results/native_resolution.json (figures, machine). The prose of native_resolution.md
+is written by hand; ``--table`` reprints the table block from the json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import focal_pl
+from focal_pl.clustering.core import pooled_size
+from focal_pl.data.synthetic import composite, jpeg, local_history, random_crop, random_region
+from focal_pl.metrics import pixel_scores
+from focal_pl.provenance import machine, machine_line
+from focal_pl.release import as_rgb_array
+
+RESULTS = Path(__file__).parent / "results"
+POOL = Path(__file__).resolve().parents[2] / "shared" / "data" / "pristine"
+
+
+def large_photos(pool: Path, long_side: int = 1800) -> list[Path]:
+    """The pool's photos (MANIFEST.tsv: path, WxH, bytes) whose long side is at least ``long_side``."""
+    rows = [line.split("\t") for line in (pool / "MANIFEST.tsv").read_text().splitlines()[1:] if line.strip()]
+    return [pool / path for path, size, _ in rows if max(map(int, size.split("x"))) >= long_side]
+
+
+def splice(rng: np.random.Generator, host: np.ndarray, donor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``host`` with a region of ``donor`` pasted at full size -> (image, bool truth of the image's size)."""
+    h, w = host.shape[:2]
+    side = min(h, w)
+    patch = local_history(rng, random_crop(rng, donor, side))  # its own resampling, noise, JPEG or blur
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    region, content = np.zeros((h, w), np.uint8), host.copy()
+    region[y:y + side, x:x + side] = random_region(rng, side, (0.08, 0.3))
+    content[y:y + side, x:x + side] = patch
+    image, mask = composite(host, content, region, 3.0 if rng.random() < 0.5 else 0.0)
+    image = jpeg(image, int(rng.integers(85, 100)))  # saved as a photo is; no resize: the size stays full
+    return np.ascontiguousarray(image), mask.astype(bool)
+
+
+def train_demo(work: Path, images: int) -> Path:
+    """The CPU demo trained and exported through the CLI; returns the release file."""
+    cli = [sys.executable, "-m", "focal_pl"]
+    subprocess.run([*cli, "fit", "--config", "demo.yaml", "--budget.images", str(images),
+                    "--budget.validate_every", str(min(images, 2400)), "--run.name", "demo", "--run.version", "native",
+                    "--trainer.logger.init_args.save_dir", str(work / "runs")], check=True)
+    subprocess.run([*cli, "export", str(work / "runs" / "demo" / "native"), "--out", str(work / "demo.pt")], check=True)
+    return work / "demo.pt"
+
+
+def cap(model: focal_pl.release.ReleasedModel, grid: int | None) -> dict:
+    """The clusterer's caps on the points it clusters: its ``max_points``, and ``grid`` where one is given."""
+    clusterer = model.module.clusterer
+    if grid is not None:
+        clusterer.grid = grid
+    return {"clusterer": repr(clusterer), "max_points": clusterer.max_points, "grid": clusterer.grid}
+
+
+def timed(model, image: np.ndarray, native: bool) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    mask, _, _ = model.localize(image, native=native)
+    return mask, time.perf_counter() - start
+
+
+def rss_mib() -> float:
+    """The process's resident set now (VmRSS of /proc/self/status), MiB."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def memory_child(args: argparse.Namespace) -> dict:
+    """Native inference on one upscaled photo, in this (fresh) process: peak RSS before and after, MiB."""
+    model = focal_pl.load(args.weights)
+    setting = cap(model, args.grid)
+    width = int(round(math.sqrt(args.megapixels * 1e6 * 1.5)))
+    height = int(round(width / 1.5))
+    photo = as_rgb_array(args.pool / "lomiri-wallpapers" / "sunset_by_Aitzol_Berasategi.jpg")
+    model.localize(photo[:512, :768], native=True)  # the first call's imports, outside the measure
+    image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_CUBIC)
+    before, peak_before = rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    mask, seconds = timed(model, image, native=True)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stride = int(model.module.extractor.stride)
+    cells = [math.ceil(height / stride), math.ceil(width / stride)]
+    clustered = list(pooled_size(*cells, model.module.clusterer.grid, model.module.clusterer.max_points))
+    return {"size": [height, width], "megapixels": height * width / 1e6, "seconds": seconds,
+            "feature_map": cells, "clustered_map": clustered, "mask": list(mask.shape),
+            "rss_mib_before": before, "peak_rss_mib_before": peak_before, "peak_rss_mib": after,
+            "method": "peak: resource.getrusage ru_maxrss (= VmHWM); before: VmRSS of /proc/self/status",
+            **setting}
+
+
+def table(report: dict) -> str:
+    lines = ["| image | size | squashed F1 / forged F1 / IoU | native F1 / forged F1 / IoU | squashed s | native s |",
+             "|---|---|---|---|---|---|"]
+    rows = report["images"]
+    for r in rows:
+        s, n = r["squashed"], r["native"]
+        lines.append(f"| {r['name']} | {r['size'][1]} x {r['size'][0]} | {s['f1']:.3f} / {s['f1_forged']:.3f} / "
+                     f"{s['iou']:.3f} | {n['f1']:.3f} / {n['f1_forged']:.3f} / {n['iou']:.3f} | {s['seconds']:.2f} | "
+                     f"{n['seconds']:.2f} |")
+    mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in ("f1", "f1_forged", "iou", "seconds")}
+            for m in ("squashed", "native")}
+    s, n = mean["squashed"], mean["native"]
+    lines.append(f"| **mean** ({len(rows)}) | | {s['f1']:.3f} / {s['f1_forged']:.3f} / {s['iou']:.3f} | "
+                 f"{n['f1']:.3f} / {n['f1_forged']:.3f} / {n['iou']:.3f} | {s['seconds']:.2f} | {n['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", type=Path, help="a release file (focal-pl export); default: train the demo")
+    parser.add_argument("--train-images", type=int, default=9600, help="the demo's budget.images when training")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/focal-pl-native"))
+    parser.add_argument("--pool", type=Path, default=POOL)
+    parser.add_argument("--grid", type=int, help="also cap the clustered side (the clusterer's grid)")
+    parser.add_argument("--megapixels", type=float, default=24.0)
+    parser.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--table", action="store_true", help="print the table of the saved json and stop")
+    args = parser.parse_args()
+    if args.child_memory:
+        print(json.dumps(memory_child(args)))
+        return
+    if args.table:
+        print(table(json.loads((RESULTS / "native_resolution.json").read_text())))
+        return
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    weights = args.weights or train_demo(args.work, args.train_images)
+    model = focal_pl.load(weights)
+    setting = cap(model, args.grid)
+    photos = large_photos(args.pool)
+    rng = np.random.default_rng(args.seed)
+    rows, first = [], {}
+    for index in range(args.images):
+        host, donor = rng.choice(len(photos), 2, replace=False)
+        image, truth = splice(rng, as_rgb_array(photos[host]), as_rgb_array(photos[donor]))
+        row = {"name": f"{index:02d} {photos[host].stem[:18]} + {photos[donor].stem[:12]}",
+               "size": list(image.shape[:2]), "forged_share": float(truth.mean())}
+        for mode in ("squashed", "native"):
+            if mode not in first:
+                first[mode] = timed(model, image, mode == "native")[1]
+            mask, seconds = timed(model, image, mode == "native")
+            assert mask.shape == truth.shape, (mode, mask.shape, truth.shape)
+            scores = pixel_scores(mask, torch.from_numpy(truth))
+            row[mode] = {**{k: float(scores[k]) for k in ("f1", "f1_forged", "iou")}, "seconds": seconds}
+        rows.append(row)
+        print(f"{row['name']}: squashed {row['squashed']['f1']:.3f}, native {row['native']['f1']:.3f}", flush=True)
+    child = subprocess.run([sys.executable, __file__, "--child-memory", "--weights", str(weights), "--pool",
+                            str(args.pool), "--megapixels", str(args.megapixels)]
+                           + (["--grid", str(args.grid)] if args.grid else []),
+                           capture_output=True, text=True, check=True)
+    report = {"command": "python " + " ".join(sys.argv), "weights": str(weights), "seed": args.seed, **setting,
+              "model_validation": (model.figures.get("validation") or {}).get("best"),
+              "first_call_seconds": first, "load_average": os.getloadavg(), "images": rows,
+              "memory": json.loads(child.stdout.strip().splitlines()[-1]),
+              "total_seconds": time.perf_counter() - started, "machine": machine()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "native_resolution.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(machine_line(report["machine"]), table(report), json.dumps(report["memory"], indent=1), sep="\n\n")
+
+
+if __name__ == "__main__":
+    main()
