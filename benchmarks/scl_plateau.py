@@ -1,29 +1,36 @@
-"""Where SCL stalls: a weak-trace toy on which every SCL variant sits at its collapse plateau.
+"""Where SCL stalls: a weak-trace toy on which SCL can sit at its collapse plateau (identical features
+give SCL 2 ln 2 whatever W is). The same small CNN trains from scratch, through ``FocalModule`` +
+``ForgeryDataModule`` + a Lightning ``Trainer``, on smooth images whose only trace is a higher noise
+level inside a box, with each loss, with zero and with reflection padding; recorded: the k-means F1
+of the validation callback before and after, and the mean training loss of the first and last 25 steps.
 
-Identical features give SCL (one negative per query) exactly 2 ln 2 = 1.386, whatever W is; NCE
-with K negatives gives ln(1 + K). This script trains the same small CNN from scratch on smooth
-images whose only trace is a higher noise level inside a box, and records the loss curve and the
-k-means F1 of each loss, with zero and with reflection padding.
+    python benchmarks/scl_plateau.py      # 12 fits of 300 steps, a few minutes on 2 cores
 
-    python benchmarks/scl_plateau.py      # about 2 minutes on 2 cores
-
-Writes benchmarks/results/scl_plateau.json and .md with the machine.
+Writes benchmarks/results/scl_plateau.json (settings, machine, every fit) and prints the table; the
+prose is in benchmarks/results/scl_plateau.md.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import math
+import tempfile
 from pathlib import Path
 
+import cv2
+import lightning as L
+import numpy as np
 import torch
-import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 
 from focal_pl.clustering import Clusterer
+from focal_pl.data import ForgeryDataModule
+from focal_pl.data.sources import ForgerySource
+from focal_pl.evaluation import ClusterEvaluator
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
-from focal_pl.metrics import ForgeryLocalizationMetrics
-from focal_pl.provenance import machine as run_machine
+from focal_pl.module import FocalModule
+from focal_pl.provenance import machine
 
 RESULTS = Path(__file__).parent / "results"
 LOSSES = {
@@ -34,69 +41,65 @@ LOSSES = {
     "triplet": lambda: TripletLoss(),
     "dcl": lambda: DCLLoss(),
 }
+STEPS, BATCH, SIDE = 300, 8, 48
 
 
-def noise_splices(n: int, side: int, generator: torch.Generator):
-    base = F.interpolate(torch.rand(n, 3, side // 8, side // 8, generator=generator), size=(side, side),
-                         mode="bilinear", align_corners=False)
-    masks = torch.zeros(n, 1, side, side)
-    for i in range(n):
-        h, w = torch.randint(side // 4, side // 2, (2,), generator=generator).tolist()
-        y = int(torch.randint(0, side - h, (1,), generator=generator))
-        x = int(torch.randint(0, side - w, (1,), generator=generator))
-        masks[i, :, y : y + h, x : x + w] = 1
-    images = (base + (0.01 + 0.05 * masks) * torch.randn(n, 3, side, side, generator=generator)).clamp(0, 1)
-    return images, masks
+class NoiseBoxes(ForgerySource):
+    """Smooth random images (8 x 8 colours upsampled), noise sigma 0.01 outside a box and 0.06 inside
+    it; the box is the forged mask. Item i depends only on (seed, i)."""
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length, self.seed, self.name = length, seed, f"noise-boxes-{seed}"
+
+    def __len__(self) -> int:
+        return self.length
+
+    def load(self, index: int):
+        g = np.random.default_rng([self.seed, index])
+        base = cv2.resize(g.random((SIDE // 8, SIDE // 8, 3)), (SIDE, SIDE), interpolation=cv2.INTER_LINEAR)
+        mask = np.zeros((SIDE, SIDE), np.uint8)
+        h, w = g.integers(SIDE // 4, SIDE // 2, 2)
+        y, x = g.integers(0, SIDE - h), g.integers(0, SIDE - w)
+        mask[y : y + h, x : x + w] = 1
+        image = base + (0.01 + 0.05 * mask[..., None]) * g.standard_normal((SIDE, SIDE, 3))
+        return (image.clip(0, 1) * 255).round().astype(np.uint8), mask, {"name": self.describe(index)}
 
 
-def f1(model, images, masks) -> float:
-    metric, clusterer = ForgeryLocalizationMetrics(), Clusterer("kmeans")
-    model.eval()
-    with torch.no_grad():
-        for fmap, truth in zip(model(images), masks):
-            prediction, _ = clusterer(fmap)
-            up = F.interpolate(prediction[None, None].float(), size=truth.shape[-2:])[0, 0].bool()
-            metric.update(up, truth[0].bool())
-    model.train()
-    return metric.compute()["f1"].item()
+class LossCurve(Callback):
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.values.append(float(outputs["loss"]))
 
 
-def run(name: str, padding: str, steps: int = 300) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    val_x, val_y = noise_splices(16, 48, generator)
-    model = ForensicCNN(width=16, depth=5, out_dim=16, padding_mode=padding)
-    loss_fn = LOSSES[name]()
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    before, curve = f1(model, val_x, val_y), []
-    for _ in range(steps):
-        x, y = noise_splices(8, 48, generator)
-        value = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
-        curve.append(value.item())
-    return {"loss": name, "padding": padding, "f1_before": before, "f1_after": f1(model, val_x, val_y),
-            "loss_first_25": sum(curve[:25]) / 25, "loss_last_25": sum(curve[-25:]) / 25}
+def run(name: str, padding: str) -> dict:
+    L.seed_everything(0, verbose=False)
+    data = ForgeryDataModule(train=NoiseBoxes(STEPS * BATCH, seed=1), val=NoiseBoxes(16, seed=0), image_size=SIDE,
+                             batch_size=BATCH, num_workers=0)
+    module = FocalModule(ForensicCNN(width=16, depth=5, out_dim=16, padding_mode=padding), LOSSES[name](),
+                         Clusterer("kmeans"), optimizer=functools.partial(torch.optim.Adam, lr=2e-3), scheduler=None)
+    evaluator, curve = ClusterEvaluator(save_images=0, metrics_file=None), LossCurve()
+    with tempfile.TemporaryDirectory() as folder:
+        L.Trainer(accelerator="cpu", max_steps=STEPS, val_check_interval=STEPS, check_val_every_n_epoch=None,
+                  num_sanity_val_steps=-1, callbacks=[evaluator, curve], logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False, default_root_dir=folder).fit(module, data)
+    return {"loss": name, "padding": padding, "f1_before": evaluator.record["untrained"]["f1"],
+            "f1_after": evaluator.record["final"]["f1"], "loss_first_25": float(np.mean(curve.values[:25])),
+            "loss_last_25": float(np.mean(curve.values[-25:]))}
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     rows = [run(name, padding) for padding in ("zeros", "reflect") for name in LOSSES]
-    machine = run_machine()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scl_plateau.json").write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
-    lines = ["# SCL collapse plateau on a weak-trace toy", "",
-             f"Machine: {machine['platform']}, torch {machine['torch']}, {machine['date']}. "
-             "ForensicCNN(width 16, depth 5, 16-d), 300 steps of batch 8 at 48 px, Adam 2e-3, seed 0; "
-             "smooth images, the only trace a noise level 6x higher in a box; k-means F1 on 16 images. "
-             f"Collapse gives SCL 2 ln 2 = {2 * math.log(2):.3f}.", "",
-             "| loss | padding | F1 untrained | F1 after | loss, first 25 steps | loss, last 25 steps |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['loss']} | {r['padding']} | {r['f1_before']:.3f} | {r['f1_after']:.3f} | "
-              f"{r['loss_first_25']:.3f} | {r['loss_last_25']:.3f} |" for r in rows]
-    (RESULTS / "scl_plateau.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    settings = {"steps": STEPS, "batch": BATCH, "side": SIDE, "lr": 2e-3, "seed": 0, "val_images": 16,
+                "extractor": "ForensicCNN(width=16, depth=5, out_dim=16, stride=4)"}
+    (RESULTS / "scl_plateau.json").write_text(json.dumps({"machine": machine(), "settings": settings, "runs": rows},
+                                                         indent=1))
+    print("| loss | padding | F1 untrained | F1 after | loss, first 25 steps | loss, last 25 steps |\n"
+          "|---|---|---|---|---|---|")
+    print("\n".join(f"| {r['loss']} | {r['padding']} | {r['f1_before']:.3f} | {r['f1_after']:.3f} | "
+                    f"{r['loss_first_25']:.3f} | {r['loss_last_25']:.3f} |" for r in rows))
 
 
 if __name__ == "__main__":
