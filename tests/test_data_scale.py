@@ -1,6 +1,6 @@
 """The 800K mix's epochs: exact repeat factors, equal DDP ranks whose union is the epoch, a seeded
-order that a resumed run continues exactly, and chunk-local reading, on the index of the scale
-simulation (benchmarks/data_scale.py) and at the paper's full size."""
+order that a resumed run continues exactly, and chunk-local reading, on the chunk layout of the
+scale simulation (benchmarks/data_scale.py, run as a script below) and at the paper's full size."""
 
 from __future__ import annotations
 
@@ -15,24 +15,27 @@ import pytest
 
 from focal_pl.data.shards import MixSchedule, exact_quotas
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-import data_scale  # noqa: E402
-
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "data_scale.py"
+NAMES = ["sp_coco", "cm_coco", "cm_raise", "cm_c_raise", "casia2", "imd2020"]
 PAPER_WEIGHTS = [200_000, 200_000, 200_000, 200_000, 204_920, 40_200]  # configs/data/paper_mix.yaml
 PAPER_SIZES = [200_000, 200_000, 200_000, 200_000, 5_123, 2_010]
 PAPER_REPEATS = [1, 1, 1, 1, 40, 20]
+# items per 128 MB chunk of each set, from the stored bytes per item the simulation measured
+PER_CHUNK = [1770, 1772, 233, 355, 835, 202]
+# the chunks `data shard` cut for the simulation's 20,001 items (benchmarks/results/data_scale.json, "layout")
+SIMULATED = [
+    [1792, 1764, 1400],
+    [1769, 1761, 1426],
+    [230, 243, 229, 247, 226, 249, 215, 238, 243, 249, 235, 227, 234, 228, 229, 245, 224, 252, 229, 238, 208, 38],
+    [345, 369, 368, 357, 364, 362, 360, 347, 341, 348, 348, 355, 363, 329],
+    [127],
+    [50],
+]
 
 
-def simulation() -> tuple[list[dict], dict[str, list[int]]]:
-    """The mix and chunk layout that data_scale.py measured (its results file), else the layout it
-    models for 20K items with 128 MB chunks."""
-    results = BENCHMARKS / "results" / "data_scale.json"
-    if results.is_file():
-        measured = json.loads(results.read_text())
-        return measured["mix"], measured["layout"]
-    mix = data_scale.scaled_mix(20_000)
-    return mix, data_scale.modeled_layout(mix)
+def chunked(items: int, per_chunk: int) -> list[int]:
+    """Item counts of a set's chunks when each holds ``per_chunk`` items (the last one the rest)."""
+    return [min(per_chunk, items - start) for start in range(0, items, per_chunk)]
 
 
 def served(schedule: MixSchedule, replicas: int, batch: int, epoch: int = 0) -> list[list[tuple[int, int]]]:
@@ -54,15 +57,12 @@ def test_the_papers_weights_are_its_repeat_factors():
 
 @pytest.mark.parametrize("replicas", [1, 2, 8])
 def test_the_simulations_epoch_holds_the_weights_on_equal_ranks(replicas):
-    mix, layout = simulation()
-    names = [entry["name"] for entry in mix]
-    repeats = [entry["repeat"] for entry in mix]
-    schedule = MixSchedule([layout[n] for n in names], repeats=repeats, seed=3)
+    schedule = MixSchedule(SIMULATED, repeats=PAPER_REPEATS, seed=3)
     labels, items = schedule.order(0)
     # the epoch's index: every item of every set exactly its repeat factor
-    for folder, repeat in enumerate(repeats):
-        counts = np.bincount(items[labels == folder], minlength=sum(layout[names[folder]]))
-        assert counts.min() == counts.max() == repeat, names[folder]
+    for folder, repeat in enumerate(PAPER_REPEATS):
+        counts = np.bincount(items[labels == folder], minlength=sum(SIMULATED[folder]))
+        assert counts.min() == counts.max() == repeat, NAMES[folder]
     batch = 4
     ranks = served(schedule, replicas, batch)
     assert len({len(r) for r in ranks}) == 1 and len(ranks[0]) % batch == 0  # equal batch counts
@@ -71,15 +71,13 @@ def test_the_simulations_epoch_holds_the_weights_on_equal_ranks(replicas):
     padding = union - index
     assert not index - union  # the union of the ranks is the whole epoch
     assert sum(padding.values()) == sum(map(len, ranks)) - len(labels) < replicas * batch
-    weights = np.array([sum(layout[n]) * r for n, r in zip(names, repeats)], dtype=float)
-    shares = np.bincount([f for f, _ in union.elements()], minlength=len(names)) / sum(union.values())
+    weights = np.array([sum(chunks) * r for chunks, r in zip(SIMULATED, PAPER_REPEATS)], dtype=float)
+    shares = np.bincount([f for f, _ in union.elements()], minlength=len(NAMES)) / sum(union.values())
     assert np.all(np.abs(shares / (weights / weights.sum()) - 1) < 0.01), shares  # within 1% of the weights
 
 
 def test_the_order_is_seeded_and_a_resumed_rank_continues_it():
-    mix, layout = simulation()
-    chunks = [layout[e["name"]] for e in mix]
-    repeats = [e["repeat"] for e in mix]
+    chunks, repeats = SIMULATED, PAPER_REPEATS
     schedule = MixSchedule(chunks, repeats=repeats, seed=5)
     again = MixSchedule(chunks, repeats=repeats, seed=5)
     whole = list(schedule.keys(2, 2, 1, 4))
@@ -94,13 +92,10 @@ def test_the_order_is_seeded_and_a_resumed_rank_continues_it():
 
 
 def test_each_rank_reads_its_own_part_of_the_chunks():
-    mix, layout = simulation()
-    names = [e["name"] for e in mix]
-    big = max(range(len(names)), key=lambda f: len(layout[names[f]]))
-    chunks = layout[names[big]]
-    if len(chunks) < 8:
-        pytest.skip("the simulation's largest set has fewer than 8 chunks")
-    schedule = MixSchedule([layout[n] for n in names], repeats=[e["repeat"] for e in mix], seed=1, window=2)
+    big = max(range(len(SIMULATED)), key=lambda f: len(SIMULATED[f]))
+    chunks = SIMULATED[big]
+    assert len(chunks) >= 8
+    schedule = MixSchedule(SIMULATED, repeats=PAPER_REPEATS, seed=1, window=2)
     starts = np.cumsum([0, *chunks])
     replicas = 4
     touched = []
@@ -112,10 +107,9 @@ def test_each_rank_reads_its_own_part_of_the_chunks():
 
 
 def test_the_full_paper_scale_schedule():
-    layout = data_scale.modeled_layout(data_scale.scaled_mix(data_scale.PAPER_DISTINCT))
-    names = [e["name"] for e in data_scale.scaled_mix(data_scale.PAPER_DISTINCT)]
-    assert [sum(layout[n]) for n in names] == PAPER_SIZES
-    schedule = MixSchedule([layout[n] for n in names], weights=PAPER_WEIGHTS, seed=0)
+    layout = [chunked(n, per_chunk) for n, per_chunk in zip(PAPER_SIZES, PER_CHUNK)]
+    assert [sum(chunks) for chunks in layout] == PAPER_SIZES
+    schedule = MixSchedule(layout, weights=PAPER_WEIGHTS, seed=0)
     labels, items = schedule.order(0)
     assert len(labels) == 1_045_120
     assert np.bincount(labels).tolist() == [n * r for n, r in zip(PAPER_SIZES, PAPER_REPEATS)]
@@ -125,7 +119,7 @@ def test_the_full_paper_scale_schedule():
 
 @pytest.mark.slow
 def test_the_scale_simulation_runs_end_to_end(tmp_path):
-    command = [sys.executable, str(BENCHMARKS / "data_scale.py"), "--items", "120", "--batches", "4",
+    command = [sys.executable, str(SCRIPT), "--items", "120", "--batches", "4",
                "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")]
     out = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -137,5 +131,5 @@ def test_the_scale_simulation_runs_end_to_end(tmp_path):
     assert all(run["returncode"] == 0 for run in result["check"].values())
     assert result["resume_shard"]["changed_arguments"]["returncode"] == 2
     assert result["resume_shard"]["finished_rerun"]["stdout"][-1].startswith("already complete")
-    assert "Machine:" in (tmp_path / "results" / "data_scale.md").read_text()
+    assert "Machine:" in out.stdout and "| figure | measured |" in out.stdout and result["machine"]["date"]
     assert not (tmp_path / "work").exists()
