@@ -1,21 +1,18 @@
 """Training images/s and inference ms per image of the paper's extractors with the SCL loss, the
-baseline for issue 6's GPU work: timm models, bf16 autocast, Adam, 1024 x 1024 input.
+baseline for the GPU work (issue 6): timm models, bf16 autocast, Adam, 1024 x 1024 input. A
+micro-benchmark of one step (forward, loss, backward, Adam on a fixed batch); ``make gpu-check`` runs
+it, and ``focal-pl fit`` there measures the whole loop.
 
     python benchmarks/training_speed.py                       # on the GPU: ViT-L, ViT-B, HRNet-W32
-    python benchmarks/training_speed.py --models vit_l --attention fused timm --profile
-    python benchmarks/training_speed.py --models vit_l --options eager compile channels_last fused_adam \\
-        compile+fused_adam
-    python benchmarks/training_speed.py --device cpu --size 128 --models vit_tiny --steps 3 --attention fused timm \\
-        --profile --tag cpu_smoke                             # a CPU smoke run, not a GPU figure
+    python benchmarks/training_speed.py --models vit_l --options eager compile channels_last compile+fused_adam
+    python benchmarks/training_speed.py --device cpu --size 128 --models vit_tiny --steps 3 --tag cpu_smoke
 
 Each row is one (model, attention, options) setting: steps after warm-up, images/s, peak GPU memory,
 and the feature time of one image in eval mode. ``--attention`` picks the SAM ViTs' attention
 (``fused``: relative positions folded into one maskless SDPA call; ``timm``: timm's own path);
 ``--options`` lists option sets (``eager`` or ``+``-joined ``channels_last``, ``compile``,
-``fused_adam``), one row each; the ``--channels-last/--compile/--fused-adam`` flags add to every set.
-``--profile`` then runs torch.profiler over ``--profile-steps`` training steps of each setting and
-writes the top ops by self device time (CUDA) or self CPU time to training_profile[_<tag>].md.
-Writes benchmarks/results/training_speed[_<tag>].json / .md with the machine (GPU name included).
+``fused_adam``), one row each. Writes benchmarks/results/training_speed[_<tag>].json and the table
+(.md) with the machine (GPU name included).
 """
 
 from __future__ import annotations
@@ -61,15 +58,14 @@ def batch(n: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.
 
 
 def option_sets(args: argparse.Namespace) -> list[frozenset[str]]:
-    """The option sets of ``--options`` (one row each), each with the flags given."""
-    flags = {name for name in OPTIONS if getattr(args, name)}
+    """The option sets of ``--options``, one row each."""
     sets = []
     for spec in args.options or ["eager"]:
         names = set() if spec == "eager" else set(spec.split("+"))
         unknown = names - set(OPTIONS)
         if unknown:
             raise SystemExit(f"unknown option {sorted(unknown)} in {spec!r}: use eager or +-joined {OPTIONS}")
-        sets.append(frozenset(names | flags))
+        sets.append(frozenset(names))
     return list(dict.fromkeys(sets))
 
 
@@ -80,11 +76,6 @@ def settings(args: argparse.Namespace) -> list[tuple[str, str | None, frozenset[
         for attention in (args.attention if name in VITS else [None])
         for options in option_sets(args)
     ]
-
-
-def label(name: str, attention: str | None, options: frozenset[str]) -> str:
-    return " / ".join([name] + ([f"{attention} attention"] if attention else []) + [", ".join(sorted(options)) or
-                                                                                    "eager"])
 
 
 class Setting:
@@ -106,22 +97,13 @@ class Setting:
         images, self.masks = batch(args.batch, args.size, device)
         self.images = images.contiguous(memory_format=memory_format)
 
-    def step(self, mark: Callable[[str], None] | None = None) -> float:
-        """One training step; ``mark(phase)`` is called at the end of each phase."""
-        from torch.profiler import record_function
-
-        mark = mark or (lambda phase: None)
-        with record_function("## forward + loss ##"), torch.autocast(self.device.type, dtype=self.dtype,
-                                                                      enabled=self.autocast):
+    def step(self) -> float:
+        """One training step: forward and loss under autocast, backward, Adam."""
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
             loss = self.loss_fn(self.forward(self.images), self.masks)
-        mark("forward + loss")
         self.optimizer.zero_grad(set_to_none=True)
-        with record_function("## backward ##"):
-            loss.backward()
-        mark("backward")
-        with record_function("## optimizer ##"):
-            self.optimizer.step()
-        mark("optimizer")
+        loss.backward()
+        self.optimizer.step()
         return loss.item()
 
     def infer(self, images: torch.Tensor) -> torch.Tensor:
@@ -166,80 +148,6 @@ def measure(setting: Setting, name: str, attention: str | None, options: frozens
     }
 
 
-def phase_times(setting: Setting, steps: int) -> dict[str, float]:
-    """Milliseconds per step of each phase: CUDA events on the stream (device time between the
-    phase ends), wall clock elsewhere."""
-    cuda = setting.device.type == "cuda"
-    totals: dict[str, float] = {}
-    for _ in range(steps):
-        marks: list[tuple[str, object]] = []
-
-        def mark(phase: str) -> None:
-            if cuda:
-                event = torch.cuda.Event(enable_timing=True)
-                event.record()
-                marks.append((phase, event))
-            else:
-                marks.append((phase, time.perf_counter()))
-
-        synchronize(setting.device)
-        mark("start")
-        setting.step(mark)
-        synchronize(setting.device)
-        for (_, begin), (phase, end) in zip(marks, marks[1:]):
-            ms = begin.elapsed_time(end) if cuda else 1000 * (end - begin)
-            totals[phase] = totals.get(phase, 0.0) + ms
-    return {phase: ms / steps for phase, ms in totals.items()}
-
-
-def profile(setting: Setting, steps: int, top: int) -> list[str]:
-    """Markdown: the top ops of ``steps`` training steps (after the measurement's warm-up) by self
-    device time on CUDA, by self CPU time elsewhere; then the time of each phase."""
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
-    cuda = setting.device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    synchronize(setting.device)
-    wall = time.perf_counter()
-    with torch_profile(activities=activities) as prof:
-        for _ in range(steps):
-            setting.step()
-        synchronize(setting.device)
-    wall = time.perf_counter() - wall
-    events = prof.key_averages()
-    if cuda:  # kernels carry the device time; aten ops get their kernels' time as self device time
-        kernels = [e for e in events if e.device_type == DeviceType.CUDA and not e.key.startswith("## ")]
-        total = sum(e.self_device_time_total for e in kernels)
-        ops = sorted((e for e in events if e.device_type == DeviceType.CPU and e.self_device_time_total > 0
-                      and not e.key.startswith("## ")), key=lambda e: -e.self_device_time_total)
-        what, time_of = "self CUDA time", lambda e: e.self_device_time_total
-    else:
-        total = sum(e.self_cpu_time_total for e in events if not e.key.startswith("## "))
-        ops = sorted((e for e in events if not e.key.startswith("## ")), key=lambda e: -e.self_cpu_time_total)
-        kernels, what, time_of = [], "self CPU time", lambda e: e.self_cpu_time_total
-
-    def table(title: str, rows: list) -> list[str]:
-        lines = [f"{title}", "", f"| op | {what} ms / step | % | calls / step |", "|---|---|---|---|"]
-        for e in rows[:top]:
-            name = e.key if len(e.key) <= 90 else e.key[:87] + "..."
-            lines.append(f"| `{name.replace('|', '/')}` | {time_of(e) / 1000 / steps:.2f} | "
-                         f"{100 * time_of(e) / max(total, 1e-9):.1f} | {e.count / steps:g} |")
-        return lines + [""]
-
-    lines = [f"{steps} profiled steps, {1000 * wall / steps:.1f} ms / step wall clock (profiler on); "
-             f"{what} {total / 1000 / steps:.1f} ms / step in all.", ""]
-    lines += table(f"Top {top} ops by {what}:", ops)
-    if cuda:
-        kernels.sort(key=lambda e: -e.self_device_time_total)
-        lines += table(f"Top {top} CUDA kernels:", kernels)
-    phases = phase_times(setting, steps)
-    lines += [f"| phase (timed apart, no profiler) | {'CUDA' if cuda else 'CPU'} ms / step |", "|---|---|"]
-    lines += [f"| {phase} | {ms:.1f} |" for phase, ms in phases.items()]
-    return lines + [""]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["vit_l", "vit_b", "hrnet_w32"], choices=MODELS)
@@ -253,25 +161,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--precision", choices=["bf16", "32"], default="bf16")
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--fused-adam", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="profile each setting after measuring it")
-    parser.add_argument("--profile-steps", type=int, default=3)
-    parser.add_argument("--profile-top", type=int, default=25)
     parser.add_argument("--tag", default="", help="suffix of the results files")
     args = parser.parse_args()
     device = torch.device(args.device)
-    rows, profiles = [], []
+    rows = []
     for name, attention, options in settings(args):
         setting = Setting(name, attention, options, args, device)
         row = measure(setting, name, attention, options, args)
         print(json.dumps(row), flush=True)
         rows.append(row)
-        if args.profile:
-            profiles += [f"## {label(name, attention, options)}", "",
-                         f"{args.size} x {args.size}, batch {args.batch}, {args.precision}.", ""]
-            profiles += profile(setting, args.profile_steps, args.profile_top)
         del setting
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -293,12 +191,6 @@ def main() -> None:
                      f"{options} | {r['train_img_per_s']:.2f} | {peak} | {r['infer_ms']:.1f} | {r['params_m']:.1f} |")
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    if args.profile:
-        text = [f"# Training-step profile (training_profile{suffix})", "", machine_line(info), "", *caveat,
-                "Top ops of a few training steps (forward, SCL loss, backward, Adam) after the warm-up and "
-                "timing of the same setting.", "", *profiles]
-        (RESULTS / f"training_profile{suffix}.md").write_text("\n".join(text))
-        print("\n".join(text))
 
 
 if __name__ == "__main__":
