@@ -506,3 +506,20 @@ def test_cuda_clusterer_returns_cpu_results_equal_to_the_cpu():
                           pristine_distance_score(rows, forged_from_labels(rows, labels)[1]), atol=1e-5)
     grid = Clusterer(min_cluster_size=10, grid=12)(maps[0].cuda())[0]
     assert grid.shape == (12, 12) and grid.device.type == "cpu"
+
+
+@pytest.mark.parametrize("algorithm", ["kmeans", "bisecting_kmeans", "birch"])
+def test_the_k_means_family_has_two_clusters_and_scikit_learns_defaults(algorithm):
+    """Paper Table VII: "the number of clusters is set to 2 ... other parameters are default"."""
+    from sklearn import cluster
+    from sklearn.metrics import adjusted_rand_score
+
+    from focal_pl.clustering.algorithms import cluster_labels
+
+    # one blob: where to split it depends on every parameter (k-means with n_init=3 splits it elsewhere)
+    rows = np.random.default_rng(0).normal(0, 1, (400, 4)).astype(np.float32)
+    reference = {"kmeans": cluster.KMeans(n_clusters=2, random_state=0),
+                 "bisecting_kmeans": cluster.BisectingKMeans(n_clusters=2, random_state=0),
+                 "birch": cluster.Birch(n_clusters=2)}[algorithm].fit_predict(rows)
+    ours = cluster_labels(rows, algorithm, seed=0)
+    assert adjusted_rand_score(reference, ours) == 1.0

@@ -122,7 +122,7 @@ def cluster_labels(
     elif n < 2:
         return np.zeros(n, dtype=np.int64)
     elif algorithm == "kmeans":
-        model = cluster.KMeans(n_clusters=2, n_init=3, random_state=seed)
+        model = cluster.KMeans(n_clusters=2, random_state=seed)  # 2 clusters, the rest at its defaults, as the paper
     elif algorithm == "bisecting_kmeans":
         model = cluster.BisectingKMeans(n_clusters=2, random_state=seed)
     elif algorithm == "birch":
