@@ -8,7 +8,8 @@ Two kinds of input:
 
     python benchmarks/clustering_rules.py [--checkpoint runs/demo/version_0/checkpoints/last.ckpt]
 
-Writes benchmarks/results/clustering_rules.json and .md with the machine.
+Writes benchmarks/results/clustering_rules.json (settings, machine, every row) and prints the tables;
+the prose is in benchmarks/results/clustering_rules.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from focal_pl.clustering import Clusterer, resize_mask
 from focal_pl.metrics import pixel_scores
-from focal_pl.provenance import machine as run_machine
+from focal_pl.provenance import machine, machine_line
 
 RESULTS = Path(__file__).parent / "results"
 RULES = [(noise, single) for single in (False, True) for noise in ("nearest", "forged", "pristine")]
@@ -103,20 +104,14 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
         rows.append({"input": label, "rule": "k-means (k = 2), for reference",
                      **evaluate(maps, Clusterer("kmeans"))})
-    machine = run_machine()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "clustering_rules.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
-    lines = ["# HDBSCAN labelling rules: forged F1 and false alarms", "",
-             f"Machine: {machine['platform']}, torch {machine['torch']}, {machine['date']}. "
-             f"{args.maps} maps per input, half forged, half authentic. Forged F1 = forged-class F1 "
-             "averaged over forged images; false-alarm rate = share of authentic images with any "
-             "forged pixel; area = mean forged share on authentic images.", ""]
+    info = machine()
+    (RESULTS / "clustering_rules.json").write_text(json.dumps({"machine": info, "maps": args.maps,
+                                                               "checkpoint": args.checkpoint, "rows": rows}, indent=1))
+    lines = [machine_line(info), ""]
     for label in inputs:
-        lines += [f"## {label}", "", "| rule | forged F1 | false-alarm rate | false-alarm area |", "|---|---|---|---|"]
+        lines += [f"{label}:", "", "| rule | forged F1 | false-alarm rate | false-alarm area |", "|---|---|---|---|"]
         lines += [f"| {r['rule']} | {r['forged_f1']:.3f} | {r['false_alarm_rate']:.3f} | {r['false_alarm_area']:.3f} |"
-                  for r in rows if r["input"] == label]
-        lines.append("")
-    (RESULTS / "clustering_rules.md").write_text("\n".join(lines))
+                  for r in rows if r["input"] == label] + [""]
     print("\n".join(lines))
 
 
