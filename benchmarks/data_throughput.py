@@ -5,7 +5,8 @@
 One process (= one DataLoader worker) reads every item: JPEG photos resized to 1024 x 1024 with a
 forged-region mask, stored as files (``FolderPairs``) and as shards of the same bytes, read as
 training reads them (``ShardFolder``: each chunk's sha256 verified when first opened).
-Writes benchmarks/results/data_throughput.json and .md with the machine.
+Writes benchmarks/results/data_throughput.json (settings, machine, figures) and prints the table;
+the prose is in benchmarks/results/data_throughput.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from focal_pl.data.shards import ShardFolder, StreamItem, write_shards
 from focal_pl.data.sources import FolderPairs
 from focal_pl.data.synthetic import PhotoPool, random_region
 from focal_pl.data.transforms import Augmentations
-from focal_pl.provenance import machine as run_machine
+from focal_pl.provenance import machine, machine_line
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -56,7 +57,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--pool", default=None, help="folder of photos (default: scikit-image's)")
-    parser.add_argument("--note", default="", help="a note for the results, e.g. other work sharing the cores")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,18 +75,11 @@ def main() -> None:
             "shards, decode + resize": rate(lambda i: from_shards(shards.read(i)), args.images),
             "shards, decode + augment + resize": rate(lambda i: from_shards_aug(shards.read(i)), args.images),
         }
-    machine = run_machine()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "data_throughput.json").write_text(json.dumps({"machine": machine, "images": args.images,
+    info = machine()
+    (RESULTS / "data_throughput.json").write_text(json.dumps({"machine": info, "images": args.images, "pool": args.pool,
                                                               "images_per_second_per_worker": figures}, indent=1))
-    lines = ["# Data throughput per loader worker (1024 x 1024)", "",
-             f"Machine: {machine['processor']}, {machine['platform']}, torch {machine['torch']}, {machine['date']}; "
-             f"one process, one thread; {args.images} JPEG photos (quality 92) with PNG masks; best of 2 passes; "
-             f"shards read as training reads them (chunk sha256 verified on first open). {args.note}".rstrip(),
-             "", "| path | images / s / worker |", "|---|---|"]
-    lines += [f"| {name} | {value:.1f} |" for name, value in figures.items()]
-    (RESULTS / "data_throughput.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print("\n".join([machine_line(info), "", "| path | images / s / worker |", "|---|---|",
+                     *(f"| {name} | {value:.1f} |" for name, value in figures.items())]))
 
 
 if __name__ == "__main__":
