@@ -325,7 +325,8 @@ def test_configs_lists_each_shipped_file_with_its_purpose_and_the_sweeps(capsys)
     assert main(["configs"]) == 0
     out = capsys.readouterr().out
     assert "vit.yaml" in out and "SAM ViT-L" in out and "temperature.yaml" in out and "Sweeps" in out
-    assert all(len(line.split(None, 1)) == 2 for line in out.splitlines() if line.startswith("  "))
+    entries = [line for line in out.splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    assert entries and all(len(line.split(None, 1)) == 2 for line in entries)  # name, then its description
 
 
 def test_help_of_the_model_lists_the_projects_classes_not_every_torch_module(capsys):
