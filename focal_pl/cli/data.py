@@ -26,11 +26,12 @@ READERS: dict[str, type] = {
 }
 
 
-def authentic_left_out(spec: str, root: str | None) -> int:
-    """How many authentic images a reader would add with ``include_authentic`` (0 for other sources)."""
+def authentic_left_out(spec: str, root: str | None, checked: list[S.ForgerySource]) -> int:
+    """How many authentic images a reader would add to the ``checked`` sources (built without them)
+    with ``include_authentic`` (0 for other sources)."""
     if spec not in READERS or not root:
         return 0
-    return len(READERS[spec](root, include_authentic=True)) - len(READERS[spec](root, include_authentic=False))
+    return len(READERS[spec](root, include_authentic=True)) - sum(len(source) for source in checked)
 
 
 def build_sources(spec: str, root: str | None, include_authentic: bool) -> list[S.ForgerySource]:
@@ -204,7 +205,7 @@ def main(argv: list[str]) -> int:
             if args.command == "shard":
                 return _shard(sources, args)
             report = check(sources, args.workers, args.limit)
-            left_out = authentic_left_out(args.source, args.root) if not args.include_authentic else 0
+            left_out = authentic_left_out(args.source, args.root, sources) if not args.include_authentic else 0
             if left_out:
                 report["authentic_left_out"] = left_out
     except (FileNotFoundError, ValueError) as error:
