@@ -79,13 +79,6 @@ def with_release_config(argv: list[str]) -> list[str]:
     return [*argv[:first], "--config", base, *argv[first:last], "--config", model, *argv[last:]]
 
 
-def quiet() -> None:
-    """Silence the messages that say nothing about the run (issue: every run printed them)."""
-    from focal_pl.noise import quiet as quiet_lightning
-
-    quiet_lightning(commands=True)
-
-
 def build_cli_class():
     """The LightningCLI subclass (built on demand: importing Lightning takes seconds)."""
     import yaml
@@ -362,8 +355,9 @@ def run_lightning(argv: list[str]):
     from focal_pl.cli.errors import ConfigError
     from focal_pl.data import ForgeryDataModule
     from focal_pl.module import FocalModule
+    from focal_pl.noise import quiet
 
-    quiet()
+    quiet(commands=True)  # the lines the commands say in their own words, and the tips
     cli_class = build_cli_class()
     # The arguments go through sys.argv, not `args=`: DDP relaunches this command from sys.argv
     # on every other rank, so it must hold the resolved command line.
