@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from focal_pl.clustering import Clusterer, resize_mask
-from focal_pl.metrics import pixel_scores
-from focal_pl.provenance import machine, machine_line
+from focal_pl.clustering import Clusterer
+from focal_pl.evaluation.masks import resize_mask
+from focal_pl.evaluation.metrics import pixel_scores
+from focal_pl.training.provenance import machine, machine_line
 
 RESULTS = Path(__file__).parent / "results"
 RULES = [(noise, single) for single in (False, True) for noise in ("nearest", "forged", "pristine")]

@@ -40,8 +40,8 @@ from focal_pl.clustering import fast_hdbscan as fast
 from focal_pl.clustering.fast_hdbscan import arrays, core_distance, prim, sklearn_tree
 from focal_pl.clustering.fast_hdbscan import bounds as float32_bounds
 from focal_pl.clustering.fast_hdbscan import hdbscan_labels, hdbscan_labels_batch
-from focal_pl.provenance import machine as run_machine
-from focal_pl.provenance import machine_line
+from focal_pl.training.provenance import machine as run_machine
+from focal_pl.training.provenance import machine_line
 
 # the tie diagnostics are test code, not the package's (section 4 needs them)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

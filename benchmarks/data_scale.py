@@ -269,13 +269,13 @@ class RawItem:
 
     augment = None
 
-    def __call__(self, sample: dict[str, Any], seed: int | None = None) -> dict[str, Any]:
+    def __call__(self, sample: dict[str, Any], seed: int | None = None):
         import torch
 
+        from focal_pl.data.items import Item
         from focal_pl.data.shards import sample_meta
 
-        return {"name": sample_meta(sample)["name"], "skipped": 0, "problems": [], "size": (0, 0), "truth": True,
-                "image": torch.zeros(1), "mask": torch.zeros(1)}
+        return Item(name=sample_meta(sample)["name"], image=torch.zeros(1), mask=torch.zeros(1))
 
 
 def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
@@ -436,7 +436,7 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS), help="where data_scale.json goes")
     args = parser.parse_args()
     from focal_pl.data.shards import inspect_shards, parse_bytes
-    from focal_pl.provenance import machine, machine_line
+    from focal_pl.training.provenance import machine, machine_line
 
     work = Path(args.work)
     raw, shards = work / "raw", work / "shards"

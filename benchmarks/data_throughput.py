@@ -26,7 +26,7 @@ from focal_pl.data.shards import ShardFolder, StreamItem, write_shards
 from focal_pl.data.sources import FolderPairs
 from focal_pl.data.synthetic import PhotoPool, random_region
 from focal_pl.data.transforms import Augmentations
-from focal_pl.provenance import machine, machine_line
+from focal_pl.training.provenance import machine, machine_line
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -195,7 +195,7 @@ def main() -> int:
 
 def write(args: argparse.Namespace, check: Check, wheels: str) -> int:
     """The summary table (device included), and everything in one archive under $OUT."""
-    from focal_pl.provenance import machine, machine_line
+    from focal_pl.training.provenance import machine, machine_line
 
     info = machine()
     stem = "gpu_check" + ("_smoke" if args.smoke else "") + (f"_{args.tag}" if args.tag else "")

@@ -1,7 +1,7 @@
 """Which loss learns? Each loss variant trains the same small CNN from scratch on the CPU through the
 package's own loop (``FocalModule`` + ``ForgeryDataModule`` + a Lightning ``Trainer``), on the same
 synthetic splices (sharp or blended boundaries), with the same budget, over several seeds; each is
-scored by the validation callback (``ClusterEvaluator``): k-means during the fit (the untrained
+scored by the validation callback (``ValidationRecord``): k-means during the fit (the untrained
 score is its sanity check), then HDBSCAN in one ``trainer.validate`` of the trained model.
 
     python benchmarks/loss_learning.py                       # the full grid (17 x 2 x 3 fits; about 2 h on 2 cores)
@@ -28,11 +28,11 @@ import torch
 
 from focal_pl.clustering import Clusterer
 from focal_pl.data import ForgeryDataModule, SyntheticForgeries
-from focal_pl.evaluation import ClusterEvaluator
+from focal_pl.evaluation import ValidationRecord
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
-from focal_pl.provenance import machine
+from focal_pl.training.provenance import machine
 
 RESULTS = Path(__file__).parent / "results"
 SCL = SoftContrastiveLoss
@@ -73,7 +73,7 @@ def run(task: tuple[str, str, int, dict]) -> dict:
     module = FocalModule(ForensicCNN(width=32, depth=6, out_dim=64, stride=4, padding_mode="zeros"),
                          VARIANTS[variant][0](a["steps"]), Clusterer("kmeans"),
                          optimizer=functools.partial(torch.optim.Adam, lr=a["lr"]), scheduler=None)
-    evaluator = ClusterEvaluator(save_images=0, metrics_file=None)
+    evaluator = ValidationRecord(save_images=0, metrics_file=None)
     with tempfile.TemporaryDirectory() as folder:
         trainer = L.Trainer(accelerator="cpu", max_steps=a["steps"], val_check_interval=a["steps"],
                             check_val_every_n_epoch=None, num_sanity_val_steps=-1, callbacks=[evaluator],

@@ -10,7 +10,7 @@
    truth at the image's resolution.
 3. Each image through ``focal_pl.load(...).localize(image)`` squashed (resized to the training size,
    the default) and with ``native=True`` (tiles at its own resolution): pixel macro F1, forged-class F1
-   and IoU (``focal_pl.metrics.pixel_scores``) at the image's size, and the wall time of each call
+   and IoU (``focal_pl.evaluation.metrics.pixel_scores``) at the image's size, and the wall time of each call
    (after one untimed call per mode: the first call pays the imports).
 4. Peak memory of native inference on a ``--megapixels`` photo (one of the pool upscaled to 3:2) on the
    CPU, in a fresh process: its resident set before the call (VmRSS) and its peak (``ru_maxrss``) after.
@@ -38,8 +38,8 @@ import torch
 import focal_pl
 from focal_pl.clustering.core import pooled_size
 from focal_pl.data.synthetic import composite, jpeg, local_history, random_crop, random_region
-from focal_pl.metrics import pixel_scores
-from focal_pl.provenance import machine, machine_line
+from focal_pl.evaluation.metrics import pixel_scores
+from focal_pl.training.provenance import machine, machine_line
 from focal_pl.release import as_rgb_array
 
 RESULTS = Path(__file__).parent / "results"

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from focal_pl.provenance import machine, machine_line
+from focal_pl.training.provenance import machine, machine_line
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = {  # extractor overrides of vit.yaml
@@ -46,7 +46,7 @@ def make_folder(root: Path, count: int, size: int) -> Path:
 def predict_seconds(folder: Path, out: Path, args: argparse.Namespace, batch: int) -> float:
     """Seconds of one ``focal-pl predict`` over the folder, from its first batch to its last file
     written (the model is built and on its device before: start-up is not per image)."""
-    from focal_pl.cli import run_lightning
+    from focal_pl.cli.lightning import run_lightning
 
     argv = ["predict", "--config", "vit.yaml", *MODELS[args.model], "--run.allow_untrained", "true",
             "--model.init_args.extractor.init_args.img_size", str(args.size), "--data.image_size", str(args.size),

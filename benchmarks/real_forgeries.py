@@ -34,17 +34,17 @@ import lightning as L
 import numpy as np
 import torch
 
-from focal_pl.baseline import PixelClassifier
+from focal_pl.module import PixelClassifier
 from focal_pl.clustering import Clusterer
 from focal_pl.data import ForgeryDataModule, SyntheticForgeries
 from focal_pl.data.sources import CASIA
-from focal_pl.evaluation import ClusterEvaluator, TestReport
+from focal_pl.evaluation import ValidationRecord, TestReport
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
-from focal_pl.metrics import pixel_scores
+from focal_pl.evaluation.metrics import pixel_scores
 from focal_pl.module import FocalModule
-from focal_pl.provenance import machine
-from focal_pl.schedulers import CosineToEnd
+from focal_pl.training.provenance import machine
+from focal_pl.training.schedulers import CosineToEnd
 
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -96,7 +96,7 @@ def run(task: tuple[str, int, dict]) -> dict:
     data = ForgeryDataModule(train=splices(a["steps"] * a["batch"] // a["reuse"], seed=100 + seed),
                              val=splices(a["val"], seed=10_000), test=CASIA(a["casia"], include_authentic=True),
                              image_size=a["size"], batch_size=a["batch"], num_workers=0, native_resolution=True)
-    evaluator = ClusterEvaluator(save_images=0, metrics_file=None)
+    evaluator = ValidationRecord(save_images=0, metrics_file=None)
     out = {"method": method, "seed": seed}
     with tempfile.TemporaryDirectory() as folder:
         trainer = L.Trainer(accelerator="cpu", max_steps=a["steps"], val_check_interval=a["steps"],

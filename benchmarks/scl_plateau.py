@@ -26,11 +26,11 @@ from lightning.pytorch.callbacks import Callback
 from focal_pl.clustering import Clusterer
 from focal_pl.data import ForgeryDataModule
 from focal_pl.data.sources import ForgerySource
-from focal_pl.evaluation import ClusterEvaluator
+from focal_pl.evaluation import ValidationRecord
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
-from focal_pl.provenance import machine
+from focal_pl.training.provenance import machine
 
 RESULTS = Path(__file__).parent / "results"
 LOSSES = {
@@ -79,7 +79,7 @@ def run(name: str, padding: str) -> dict:
                              batch_size=BATCH, num_workers=0)
     module = FocalModule(ForensicCNN(width=16, depth=5, out_dim=16, padding_mode=padding), LOSSES[name](),
                          Clusterer("kmeans"), optimizer=functools.partial(torch.optim.Adam, lr=2e-3), scheduler=None)
-    evaluator, curve = ClusterEvaluator(save_images=0, metrics_file=None), LossCurve()
+    evaluator, curve = ValidationRecord(save_images=0, metrics_file=None), LossCurve()
     with tempfile.TemporaryDirectory() as folder:
         L.Trainer(accelerator="cpu", max_steps=STEPS, val_check_interval=STEPS, check_val_every_n_epoch=None,
                   num_sanity_val_steps=-1, callbacks=[evaluator, curve], logger=False, enable_checkpointing=False,

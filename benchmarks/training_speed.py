@@ -29,7 +29,7 @@ import torch
 
 from focal_pl.extractors import HRNet, SamViT
 from focal_pl.losses import SoftContrastiveLoss
-from focal_pl.provenance import machine, machine_line
+from focal_pl.training.provenance import machine, machine_line
 
 RESULTS = Path(__file__).parent / "results"
 VITS = {"vit_l": "large", "vit_b": "base", "vit_tiny": "tiny"}

@@ -1,10 +1,15 @@
 """focal-pl: FOCAL image-forgery detection and localization on PyTorch Lightning.
 
-Kept import-light (no torch at import time) so that ``focal-pl --help`` answers at once;
-import the submodules (``focal_pl.losses``, ``focal_pl.module``, ...) for the API.
+Kept import-light (no torch at import time) so that ``focal-pl --help`` answers at once; import
+the submodules (``focal_pl.losses``, ``focal_pl.module``, ...) for the API. Two entry points live
+here, each imported on first use: ``focal_pl.load`` (a released model, ready to localize) and
+``focal_pl.trainer`` (a Lightning Trainer with the run's callbacks).
 """
 
+from __future__ import annotations
+
 import os
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -13,9 +18,16 @@ __version__ = "0.1.0"
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
-def load(path, device="cpu"):
+def load(path: str | os.PathLike, device: str = "cpu") -> Any:
     """A released model (``focal-pl export``'s NAME.pt), ready to localize forgeries:
-    ``mask, score_map, image_score = focal_pl.load("NAME.pt").localize("photo.jpg")``."""
+    ``result = focal_pl.load("NAME.pt").localize("photo.jpg")``."""
     from focal_pl.release import load as load_release
 
     return load_release(path, device)
+
+
+def trainer(*args: Any, **kwargs: Any) -> Any:
+    """A Lightning ``Trainer`` with the run's callbacks and run folder (``focal_pl.engine.trainer``)."""
+    from focal_pl.engine import trainer as make_trainer
+
+    return make_trainer(*args, **kwargs)

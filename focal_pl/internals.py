@@ -1,24 +1,36 @@
 """The private internals of Lightning and jsonargparse that focal-pl must use, each in one place.
 
-Each has no public equivalent in the pinned versions; ``tests/test_internals.py`` checks every one
-of them against the installed libraries, so that an upgrade that moves one fails there, with a
-message naming it, instead of breaking a run. (scikit-learn's private HDBSCAN modules, which the
-exact clustering reuses, are imported in ``focal_pl.clustering``, pinned below scikit-learn's next
-minor release and compared with its public class by the tests.)
+None has a public equivalent in the pinned versions. ``tests/unit/test_internals.py`` checks each
+one by its effect (a fit that runs for the steps set here, validations at the interval set here, a
+``LightningCLI`` whose override is called and decides the run), so that an upgrade that changes
+one fails there, naming it, instead of breaking a run. (scikit-learn's private HDBSCAN modules,
+which the exact clustering reuses, are imported in ``focal_pl.clustering.fast_hdbscan.sklearn_tree``
+alone, with a test of their own.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# LightningCLI methods focal-pl overrides (tests check they exist and are called as expected)
-LIGHTNING_CLI_HOOKS = ("_parse_ckpt_path",)
+# LightningCLI methods focal-pl overrides, with why (each is called by LightningCLI's constructor):
+# - _parse_ckpt_path: Lightning replaces the model config by a checkpoint's hyperparameters, which
+#   would drop evaluation-time choices given with the checkpoint (--model.init_args.clusterer ...).
+LIGHTNING_CLI_OVERRIDES = ("_parse_ckpt_path",)
 
 
-def set_max_steps(trainer: Any, steps: int) -> None:
-    """Set a fit's length once the trainer exists (the training budget in images becomes steps for
-    the actual batch size and world size): ``Trainer.max_steps`` has no setter; it reads this."""
+def set_fit_length(trainer: Any, steps: int) -> None:
+    """Set a fit's length in steps once the trainer exists (the training budget in images becomes
+    steps for the actual batch size and world size), with no epoch limit: ``Trainer.max_steps`` and
+    ``max_epochs`` have no setters; they read these."""
     trainer.fit_loop.epoch_loop.max_steps = steps
+    trainer.fit_loop.max_epochs = -1
+
+
+def set_validation_interval(trainer: Any, steps: int) -> None:
+    """Validate every ``steps`` training steps, across epoch ends, once the trainer exists (before
+    the fit's data is set up, where Lightning turns the interval into batches)."""
+    trainer.val_check_interval = steps
+    trainer.check_val_every_n_epoch = None
 
 
 def option_names(parser: Any) -> list[str]:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from focal_pl.checkpoint_io import atomic_save, read_checkpoint
+from focal_pl.files.atomic import remove_stale_temporaries, write_atomic
+from focal_pl.files.checkpoint import atomic_save, read_checkpoint, weights_digest
 
 FORMAT = "focal-pl-release/1"
 TRAINING_ONLY = ("optimizer", "scheduler", "scheduler_interval", "monitor", "compile", "_instantiator")
@@ -35,17 +36,17 @@ class ReleaseError(ValueError):
 
 
 def checkpoint_of(source: str | Path) -> Path:
-    """The checkpoint a release is made from: a .ckpt as given, or a run folder's best checkpoint
-    (the model its validation selected), else its last.ckpt."""
+    """The checkpoint a release is made from: a .ckpt as given, or what a run folder means to an
+    evaluation (``run_checkpoint``: its best checkpoint, the model its validation selected, else its
+    last.ckpt)."""
+    from focal_pl.training.checkpoints import run_checkpoint
+
     path = Path(source).expanduser()
     if path.is_dir():
-        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        best = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
-        if best:
-            return best[-1]
-        if (folder / "last.ckpt").is_file():
-            return folder / "last.ckpt"
-        raise ReleaseError(f"{path}: no best-*.ckpt or last.ckpt to export")
+        found = run_checkpoint(path)
+        if found is None:
+            raise ReleaseError(f"{path}: no best-*.ckpt or last.ckpt to export")
+        return found
     if not path.is_file():
         raise ReleaseError(f"{path} does not exist")
     return path
@@ -82,7 +83,8 @@ def build_release(checkpoint_path: Path) -> dict[str, Any]:
     meta = checkpoint.get("focal_pl") or {}
     provenance = meta.get("provenance") or {}
     image_size = provenance.get("image_size") or ((config or {}).get("data") or {}).get("image_size")
-    record = (checkpoint.get("callbacks") or {}).get("ClusterEvaluator", {}).get("record") or {}
+    states = checkpoint.get("callbacks") or {}
+    record = (states.get("ValidationRecord") or states.get("ClusterEvaluator") or {}).get("record") or {}
     return {
         "format": FORMAT,
         "model": model_config(checkpoint.get("hyper_parameters") or {}),
@@ -149,18 +151,28 @@ def official_release(state_path: str | Path, image_size: int = 1024) -> dict[str
     }
 
 
+def tensor_digests(weights: dict[str, Tensor]) -> dict[str, str]:
+    """The sha256 of each weight tensor (name, dtype, shape and bytes), so that damage is named."""
+    return {name: weights_digest({"state_dict": {name: tensor}}) for name, tensor in weights.items()}
+
+
 def export(source: str | Path | None, out: str | Path, official: str | Path | None = None,
            image_size: int | None = None) -> tuple[Path, Path]:
-    """Write ``out`` (the release) and the model card beside it; returns both paths."""
+    """Write ``out`` (the release, with the sha256 of each weight tensor) and the model card beside
+    it; returns both paths. Both are written atomically: a kill leaves the previous files or none."""
     release = official_release(official, image_size or 1024) if official else build_release(checkpoint_of(source))
     if image_size:
         release["image_size"] = image_size
+    release["weights_sha256"] = tensor_digests(release["weights"])
     target = Path(out).expanduser()
     if target.suffix != ".pt":
         target = target.with_suffix(".pt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for name in (target.name, target.with_suffix(".md").name):  # what an export killed earlier left
+        remove_stale_temporaries(target.parent, name)
     atomic_save(release, target)
     card = target.with_suffix(".md")
-    card.write_text(model_card(release, target.name))
+    write_atomic(card, model_card(release, target.name))
     return target, card
 
 
@@ -253,7 +265,24 @@ def read_release(path: str | Path) -> dict[str, Any]:
         found = release.get("format") if isinstance(release, dict) else type(release).__name__
         raise ReleaseError(f"{file}: not a focal-pl release ({FORMAT}; found {found!r}); a checkpoint goes to "
                            "--ckpt_path, a plain weights file to the extractor's `weights`")
+    verify_weights(release, file)
     return release
+
+
+def verify_weights(release: dict[str, Any], file: Path) -> None:
+    """Raise ``ReleaseError`` naming the damaged tensors when the weights differ from the sha256
+    stored at export (a release without digests was exported before they existed: not checked)."""
+    stored = release.get("weights_sha256")
+    if not isinstance(stored, dict):
+        return
+    weights = release.get("weights") or {}
+    found = tensor_digests(weights)
+    damaged = [name for name, digest in stored.items() if found.get(name) != digest]
+    damaged += [name for name in found if name not in stored]
+    if damaged:
+        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        raise ReleaseError(f"{file}: its weights do not match the sha256 stored at export: {damaged[0]}{more} "
+                           "damaged (the file is damaged); export it again from its checkpoint")
 
 
 def instantiate(spec: dict[str, Any]) -> Any:

@@ -10,10 +10,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-# ../shared/data beside the checkout (real samples for the readers); FOCAL_SHARED_DATA overrides it
-SHARED_DATA = Path(os.environ.get("FOCAL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+from helpers.images import shards  # noqa: E402,F401 - a fixture of unit and integration tests
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,162 +1,183 @@
-"""The ``focal-pl`` command: the dispatcher. Heavy imports (torch, Lightning) happen inside the
-commands, so that ``focal-pl --help`` and ``focal-pl configs`` answer at once.
+"""The ``focal-pl`` command: one jsonargparse subcommand tree.
 
-Subcommands live beside it: ``lightning`` (fit / validate / test / predict over LightningCLI),
-``experiments`` (sweep, ablate), ``data`` (check, shard).
+``COMMANDS`` lists every subcommand with the module that builds and runs it. ``fit``, ``validate``,
+``test`` and ``predict`` are LightningCLI's own subcommand parsers (``focal_pl.cli.lightning``);
+the others are jsonargparse parsers of their modules (``add_arguments`` + ``run``). Only the branch
+being run is built whole (Lightning's take seconds: they read every class signature), so
+``focal-pl --help`` and the light commands answer at once; help texts are cached once built.
 """
 
 from __future__ import annotations
 
-import errno
+import contextlib
+import hashlib
+import io
 import os
 import sys
+from dataclasses import dataclass
+from importlib import import_module, metadata
+from pathlib import Path
 
 from focal_pl import __version__
-from focal_pl.cli.lightning import LIGHTNING_COMMANDS, command_help, resolve_config_args, run_lightning
-from focal_pl.shipped import catalogue, configs_dir, find_shipped, resolve_config, shipped_configs
 
-USAGE = f"""usage: focal-pl COMMAND [--config FILE] [--key.subkey VALUE ...]
 
-FOCAL image-forgery detection and localization on PyTorch Lightning (focal-pl {__version__}).
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: the module that builds its parser and runs it, and its line in the help.
+    ``forwards``: its unknown Lightning options (``--trainer.*``, ``--model.*``, ...) go to the runs
+    it starts (``ablate``, ``sweep``)."""
 
-Lightning commands (every option of the config can also be set on the command line):
-  fit        train an extractor; validates by clustering every validation image
-  validate   score a model on the validation split
-  test       score a model on the test sets (one report per set)
-  predict    masks for the images of the predict split
+    module: str
+    help: str
+    forwards: bool = False
 
-Experiments:
-  sweep FILE [--count N]     run a W&B sweep file locally, offline, and tabulate the runs
-  ablate FILE                run an ablation set (configs/ablation/*.yaml) and tabulate it
 
-Other commands:
-  export RUN_OR_CKPT --out NAME.pt   a release file (weights-only, with a model card) for test / predict
-                             --weights, focal_pl.load(...); --official FILE converts the official FOCAL weights
-  runs [FOLDER]              the runs under runs/ (or FOLDER): config, version, state, steps, best score, commit, date
-  env                        the code version, package versions and machine a run here records in run.json
-  data check SOURCE [ROOT]   decode every item of a data set (or verify a shard folder) and list its problems
-  data shard SOURCE [ROOT] --out DIR   convert data sets to streaming shards (resumable)
-  configs    list the shipped configs and sweeps, with what each is for
+LIGHTNING = "focal_pl.cli.lightning"
+COMMANDS: dict[str, Command] = {
+    "fit": Command(LIGHTNING, "train an extractor; validates by clustering every validation image"),
+    "validate": Command(LIGHTNING, "score a model on the validation split"),
+    "test": Command(LIGHTNING, "score a model on the test sets (one report per set)"),
+    "predict": Command(LIGHTNING, "masks, score maps and overlays for the images of the predict split"),
+    "export": Command("focal_pl.cli.export", "a release file (weights-only, checksummed, with a model card) of a "
+                                             "run or of the official FOCAL weights"),
+    "runs": Command("focal_pl.cli.info", "the runs under runs/: config, version, state, steps, best score, commit"),
+    "env": Command("focal_pl.cli.info", "the code version, package versions and machine a run here records"),
+    "configs": Command("focal_pl.cli.shipped", "the shipped configs and sweeps, with what each is for"),
+    "data": Command("focal_pl.cli.data", "check a data set (decode every item) or convert it to shards"),
+    "ablate": Command("focal_pl.cli.ablate", "run an ablation set (configs/ablation/*.yaml) and tabulate it", True),
+    "sweep": Command("focal_pl.cli.sweep", "run a W&B sweep file locally, offline, and tabulate the runs", True),
+}
+LIGHTNING_COMMANDS = tuple(name for name, command in COMMANDS.items() if command.module == LIGHTNING)
+# options of the Lightning commands, which ablate and sweep hand to every run they start
+RUN_OPTIONS = ("--trainer.", "--model", "--data", "--budget.", "--evaluation.", "--testing.", "--prediction.",
+               "--run.", "--ckpt_path", "--config", "-c", "--seed_everything", "--weights")
 
-Examples:
-  focal-pl fit --config demo.yaml                 # CPU demo on synthetic forgeries
-  focal-pl fit --config vit.yaml --print_config   # the paper's ViT setting, resolved
-  focal-pl fit --config vit.yaml --trainer.devices 4 --model.init_args.loss.init_args.temperature 0.05
-  focal-pl test --config vit.yaml --config data/test_sets.yaml --ckpt_path runs/vit/version_0
-  focal-pl COMMAND --help                         # every option of a command
-"""
+DESCRIPTION = (f"FOCAL image-forgery detection and localization on PyTorch Lightning (focal-pl {__version__}). "
+               "Every option of a config can also be set on the command line: focal-pl COMMAND --help. "
+               "Exit codes: 0 done, 1 failed while running, 2 cannot run as given, 130 / 143 stopped by "
+               "Ctrl-C / SIGTERM (docs/runs.md).")
 
-__all__ = ["configs_dir", "find_shipped", "main", "resolve_config", "resolve_config_args", "run_lightning",
-           "shipped_configs"]
+
+def build_parser(command: str | None = None):
+    """The focal-pl command tree: every subcommand, with ``command``'s branch built whole (a tool
+    command's; a Lightning command's branch is LightningCLI's, built by ``focal_pl.cli.lightning``)."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="focal-pl", description=DESCRIPTION, exit_on_error=False, default_env=False)
+    parser.add_argument("-V", "--version", action="version", version=f"focal-pl {__version__}")
+    subcommands = parser.add_subcommands(dest="command")
+    for name, spec in COMMANDS.items():
+        branch = ArgumentParser(prog=f"focal-pl {name}", description=spec.help, exit_on_error=False,
+                                default_env=False)
+        subcommands.add_subcommand(name, branch, help=spec.help)  # before its own subcommands, if any
+        if name == command and spec.module != LIGHTNING:
+            import_module(spec.module).add_arguments(branch, name)
+    return parser
+
+
+def split_run_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the command's own arguments, the Lightning options it hands on to its runs): an option and
+    its value go to the runs when it is one of ``RUN_OPTIONS``."""
+    own, runs, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith(RUN_OPTIONS):
+            takes_value = "=" not in arg and i + 1 < len(argv) and not argv[i + 1].startswith("-")
+            runs += argv[i:i + 1 + takes_value]
+            i += 1 + takes_value
+        else:
+            own.append(arg)
+            i += 1
+    return own, runs
+
+
+def first_word(argv: list[str]) -> str | None:
+    """The subcommand: the first argument that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``focal-pl`` console script."""
+    """Entry point of the ``focal-pl`` console script; returns the exit code."""
     # torch's C++ warnings come with a stack of native frames (a lost DDP peer printed 15 such
     # lines before focal-pl's own one); errors still show. Set the variable to see them.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+    name = first_word(argv)
+    if name is None and set(argv) <= {"-h", "--help"} or argv in (["help"],):
+        print(cached_help(None), end="")
         return 0
-    if argv[0] in ("-V", "--version"):
-        print(f"focal-pl {__version__}")
+    if name in COMMANDS and len(argv) == 2 and argv[1] in ("-h", "--help"):
+        print(cached_help(name), end="")
         return 0
-    if argv[0] == "configs":
-        print(catalogue())
-        return 0
-    if argv[0] == "export":
-        from focal_pl.cli.export import export_main
+    if name in LIGHTNING_COMMANDS:
+        from focal_pl.cli.lightning import run_command
 
-        return export_main(argv[1:])
-    if argv[0] in ("env", "runs"):
-        from focal_pl.cli.info import env_main, runs_main
+        return run_command(argv)
+    return run_tool(argv, name)
 
-        return (env_main if argv[0] == "env" else runs_main)(argv[1:])
-    if argv[0] == "data":
-        from focal_pl.cli.data import main as data_main
 
-        return data_main(argv[1:])
-    if argv[0] in ("sweep", "ablate"):
-        if argv[0] == "sweep":
-            from focal_pl.cli.sweep import sweep_main
+def run_tool(argv: list[str], name: str | None) -> int:
+    """A tool command (not Lightning's): its branch of the tree parsed, then its module's ``run``."""
+    from jsonargparse import ArgumentError
 
-            return sweep_main(argv[1:])
-        from focal_pl.cli.ablate import ablate_main
+    spec = COMMANDS.get(name or "")
+    own, forwarded = split_run_options(argv) if spec and spec.forwards else (argv, [])
+    parser = build_parser(name)
+    try:
+        config = parser.parse_args(own)
+    except ArgumentError as error:
+        from focal_pl.cli.errors import one_line
 
-        return ablate_main(argv[1:])
-    if argv[0] not in LIGHTNING_COMMANDS:
-        print(f"focal-pl: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
+        print(f"focal-pl{' ' + name if spec else ''}: {one_line(error)}", file=sys.stderr)
         return 2
-    if len(argv) == 2 and argv[1] in ("-h", "--help"):
-        print(command_help(argv[0]), end="")
-        return 0
-    return run_command(argv)
-
-
-DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM)
-
-
-def one_line_with_notes(error: BaseException, text: str) -> str:
-    """An error's line with its notes (``add_note``: what last.ckpt holds) joined on."""
-    return "; ".join([text.rstrip("."), *getattr(error, "__notes__", [])])
-
-
-def disk_error(error: OSError) -> str:
-    """``could not write FILE: REASON; N MiB free on FOLDER``."""
-    from pathlib import Path
-
-    from focal_pl.checkpoint_io import CheckpointWriteError, free_space
-
-    if isinstance(error, CheckpointWriteError):
-        return error.strerror
-    reason = os.strerror(error.errno) if error.errno else str(error)
-    if not error.filename:
-        return f"a write failed: {reason}"
-    folder = Path(str(error.filename)).parent
-    return f"could not write {error.filename}: {reason}; {free_space(folder)} on {folder}"
-
-
-def run_command(argv: list[str]) -> int:
-    """A Lightning command with its exit code: 0 done, 1 failed while running (a disk error, a lost
-    DDP peer), 2 cannot run as given (a one-line config error), 130 stopped by Ctrl-C, 143 by
-    SIGTERM (128 + the signal, as a shell reports a process the signal ended)."""
-    from focal_pl.checkpoint_io import CheckpointError
-    from focal_pl.stopping import FitStopped
+    options = config[config.command]
+    if spec.forwards:
+        options.run_args = forwarded
+    from focal_pl.cli.errors import UsageError
 
     try:
-        run_lightning(argv)
-    except FitStopped as stopped:  # at a step boundary, last.ckpt saved there
-        print(f"focal-pl {argv[0]}: {stopped}. Resume: the same command with --ckpt_path last",
-              file=sys.stderr, flush=True)
-        return stopped.exit_code
-    except CheckpointError as error:
-        print(f"focal-pl {argv[0]}: {one_line_with_notes(error, str(error))}", file=sys.stderr)
-        return 1
-    except OSError as error:  # a full, read-only or failing disk: the file, the reason, the free space
-        if error.errno not in DISK_ERRORS:
-            raise
-        print(f"focal-pl {argv[0]}: {one_line_with_notes(error, disk_error(error))}", file=sys.stderr)
-        return 1
+        return int(import_module(spec.module).run(options, config.command) or 0)
+    except UsageError as error:
+        print(f"focal-pl {config.command}: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
+        print(f"focal-pl {config.command}: interrupted", file=sys.stderr)
         return 130
-    except RuntimeError as error:  # a collective that failed: a DDP peer was lost
-        from focal_pl.distributed import failure_reason, is_distributed_failure
 
-        if not is_distributed_failure(error):
-            raise
-        said = f"a collective between the DDP processes failed ({failure_reason(error)})"
-        print(f"focal-pl {argv[0]}: {one_line_with_notes(error, said)}", file=sys.stderr)
-        return 1
-    except SystemExit as stop:
-        # Lightning ends a command on SIGTERM by a SystemExit with no code, and on Ctrl-C by exit 1
-        # raised while handling the KeyboardInterrupt: a scheduler must not read either as success
-        if type(stop).__name__ == "SIGTERMException":
-            return 143
-        if isinstance(stop.__context__, KeyboardInterrupt):
-            return 130
-        raise
-    return 0
+
+def help_cache_file(command: str | None) -> Path:
+    """Where the help text of ``focal-pl [COMMAND] --help`` is kept: keyed by the versions of
+    focal-pl, Lightning and jsonargparse and by the package's source files, so any change rebuilds it."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1(str(command).encode())
+    for name in ("lightning", "jsonargparse", "torch"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            digest.update(f"{name}={metadata.version(name)}".encode())
+    for source in sorted(package.rglob("*.py")):
+        digest.update(f"{source.relative_to(package)}:{source.stat().st_mtime_ns}".encode())
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "focal-pl"
+    return root / f"help-{command or 'focal-pl'}-{digest.hexdigest()[:16]}.txt"
+
+
+def cached_help(command: str | None) -> str:
+    """The help of the tree (``command`` None) or of one subcommand: built once (a Lightning
+    command's reads every class signature, which takes seconds), then read from the cache."""
+    cache = help_cache_file(command)
+    if cache.is_file():
+        return cache.read_text()
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
+        if command in LIGHTNING_COMMANDS:
+            from focal_pl.cli.lightning import run_lightning
+
+            run_lightning([command, "--help"])
+        else:
+            build_parser(command).parse_args([command, "--help"] if command else ["--help"])
+    text = buffer.getvalue()
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(text)
+    return text
 
 
 if __name__ == "__main__":

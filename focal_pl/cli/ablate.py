@@ -22,7 +22,6 @@ of authentic photos only, the false-alarm rate and area (Tables VII and VIII).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shlex
@@ -32,9 +31,10 @@ from typing import Any
 
 import yaml
 
+from focal_pl.cli.errors import UsageError
 from focal_pl.cli.runner import added_to_every_run, resolve_file, run_one, write_results
-from focal_pl.provenance import machine_line
-from focal_pl.shipped import configs_dir, resolve_config
+from focal_pl.training.provenance import machine_line
+from focal_pl.cli.shipped import configs_dir, resolve_config
 
 
 def variants_of(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -61,7 +61,7 @@ def test_sets(files: list[str]) -> list[Any]:
         data = (yaml.safe_load(Path(resolve_config(name)).read_text()) or {}).get("data") or {}
         sets += data.get("test") or []
     if files and not sets:
-        raise SystemExit(f"focal-pl ablate: {', '.join(files)} name no data.test sets")
+        raise UsageError(f"{', '.join(files)} name no data.test sets")
     return sets
 
 
@@ -166,21 +166,26 @@ def ablation_table(rows: list[dict[str, Any]], subcommand: str, paper_table: str
     return lines
 
 
-def ablate_main(argv: list[str]) -> int:
-    """Run every variant of an ablation set file and write one Markdown table."""
-    parser = argparse.ArgumentParser(prog="focal-pl ablate", description=(
-        "Run the variants of an ablation set (configs/ablation/*.yaml): each variant is the set's "
-        "base config plus a few keys; each trained variant ends on the set's test sets; one table."))
-    parser.add_argument("file", help="an ablation set, e.g. configs/ablation/losses.yaml")
+def add_arguments(parser: Any, name: str) -> None:
+    """The set file and how to run it; Lightning options (``--trainer.max_steps 100``) go to every run."""
+    parser.description = ("Run the variants of an ablation set (configs/ablation/*.yaml): each variant is the set's "
+                          "base config plus a few keys; each trained variant ends on the set's test sets; one table. "
+                          "Lightning options (--trainer.*, --model.*, --data.*, --config, --ckpt_path ...) are added "
+                          "to every run.")
+    parser.add_argument("file", help="an ablation set, e.g. losses or configs/ablation/losses.yaml")
     parser.add_argument("--base", default=None, help="use this config instead of the set's base")
     parser.add_argument("--only", nargs="+", default=None, help="run only these variants")
     parser.add_argument("--test", nargs="+", default=None, metavar="CONFIG",
                         help="end on these configs' data.test sets instead of the set's own")
-    parser.add_argument("--no-test", action="store_true", help="validation only: test no variant")
+    parser.add_argument("--no-test", dest="no_test", action="store_true", help="validation only: test no variant")
     parser.add_argument("--out", default=None, help="folder of the results (default: runs/ablations/<name>)")
-    parser.add_argument("--dry-run", action="store_true", help="print each variant's row, folder and commands")
-    parser.epilog = "Other arguments (e.g. --trainer.max_steps 100) are added to every run."
-    args, extra = parser.parse_known_args(argv)
+    parser.add_argument("--dry-run", dest="dry_run", action="store_true",
+                        help="print each variant's row, folder and commands")
+
+
+def run(args: Any, name: str) -> int:
+    """Run every variant of an ablation set file and write one Markdown table."""
+    extra = list(args.run_args)
     path = resolve_file(args.file, configs_dir() / "ablation")
     spec = yaml.safe_load(path.read_text())
     name = spec.get("name", path.stem)
@@ -188,13 +193,12 @@ def ablate_main(argv: list[str]) -> int:
     paper_table = spec.get("paper")
     base = [a for c in ([args.base] if args.base else spec.get("base", ["demo.yaml"]))
             for a in ("--config", resolve_config(c))]
-    extra = [a for a in extra if a != "--"]
     variants = variants_of(spec)
     unknown = set(args.only or []) - set(variants)
     if unknown:
-        raise SystemExit(f"focal-pl ablate: no variant(s) {sorted(unknown)} in {path}")
+        raise UsageError(f"no variant(s) {sorted(unknown)} in {path}")
     if spec.get("needs_checkpoint") and not any(a.startswith("--ckpt_path") for a in extra):
-        raise SystemExit(f"focal-pl ablate: {path.name} evaluates a trained model; add --ckpt_path PATH "
+        raise UsageError(f"{path.name} evaluates a trained model; add --ckpt_path PATH "
                          "(a run folder or a .ckpt, e.g. runs/demo/version_0 after `make demo`)")
     sets = [] if args.no_test else test_sets(args.test if args.test is not None else spec.get("test") or [])
     out = Path(args.out or Path("runs") / "ablations" / name)

@@ -9,7 +9,6 @@ configs). Exit codes: 0 all is well, 1 problems were found, 2 the command cannot
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -38,7 +37,7 @@ def build_sources(spec: str, root: str | None, include_authentic: bool) -> list[
     """Sources from ``reader root``, a shard folder, or a YAML file of class_path specs."""
     if spec in READERS:
         if not root:
-            raise SystemExit(f"focal-pl data: reader {spec!r} needs a root folder or list file")
+            raise ValueError(f"reader {spec!r} needs a root folder or list file")
         return [READERS[spec](root, include_authentic=include_authentic)]
     path = Path(spec)
     from focal_pl.data.shards import ShardSource, is_shard_folder
@@ -57,9 +56,7 @@ def build_sources(spec: str, root: str | None, include_authentic: bool) -> list[
         config = parser.parse_object({"sources": items})
         return list(parser.instantiate_classes(config).sources)
     readers = ", ".join(READERS)
-    raise SystemExit(
-        f"focal-pl data: {spec!r} is neither a reader ({readers}), a shard folder, nor a YAML file"
-    )
+    raise ValueError(f"{spec!r} is neither a reader ({readers}), a shard folder, nor a YAML file")
 
 
 def _check_one(task: tuple[S.ForgerySource, int]) -> tuple[str, str, str]:
@@ -152,33 +149,30 @@ def print_report(report: dict[str, Any], out=None) -> int:
     return total
 
 
-def _chunk_size(text: str) -> int:
-    from focal_pl.data.shards import parse_bytes
+def add_arguments(parser: Any, name: str) -> None:
+    """``data check`` and ``data shard``, each with a source (a reader and its root, a shard folder
+    or a YAML file of sources)."""
+    from jsonargparse import ArgumentParser
 
-    try:
-        return parse_bytes(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="focal-pl data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.description = __doc__
+    actions = parser.add_subcommands(dest="action")
     readers = ", ".join(READERS)
-    for name, text in (("check", "decode every item and list the problems, without training; a shard folder's "
-                                 "chunks are verified against their checksums first"),
-                       ("shard", "convert sources to streaming shards (original image bytes kept); rerun the same "
-                                 "command to resume an interrupted conversion")):
-        command = sub.add_parser(name, help=text, description=text)
+    for action, text in (("check", "decode every item and list the problems, without training; a shard folder's "
+                                   "chunks are verified against their checksums first"),
+                         ("shard", "convert sources to streaming shards (original image bytes kept); rerun the same "
+                                   "command to resume an interrupted conversion")):
+        command = ArgumentParser(prog=f"focal-pl data {action}", description=text, exit_on_error=False)
+        actions.add_subcommand(action, command, help=text)
         command.add_argument("source", help=f"a reader ({readers}), a shard folder, or a YAML file of sources")
-        command.add_argument("root", nargs="?", help="the data set's folder or list file (with a reader name)")
+        command.add_argument("root", nargs="?", default=None,
+                             help="the data set's folder or list file (with a reader name)")
         command.add_argument("--include-authentic", action="store_true",
                              help="also the authentic images (all-zero masks)")
         command.add_argument("--workers", type=int, default=1,
                              help="processes that read and decode items (default 1: this process)")
-        if name == "check":
-            command.add_argument("--limit", type=int, default=None, help="decode only the first N items of each source")
+        if action == "check":
+            command.add_argument("--limit", type=int | None, default=None,
+                                 help="decode only the first N items of each source")
             command.add_argument("--json", dest="json_out", default=None, help="also write the report to this file")
             command.add_argument("--no-verify", dest="verify", action="store_false",
                                  help="a shard folder: skip the sha256 check of its chunks (sizes and headers are "
@@ -187,39 +181,50 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--out", required=True,
                                  help="shard folder to write; a rerun with the same arguments resumes after its last "
                                       "finished chunk")
-            command.add_argument("--chunk-bytes", type=_chunk_size, default="128MB",
+            command.add_argument("--chunk-bytes", default="128MB",
                                  help="size of a chunk file (default 128MB; e.g. 64MB, 256MiB): the unit of reading, "
                                       "of checksums and of resuming")
-    return parser
 
 
-def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    from focal_pl.data.shards import is_shard_folder
+def run(options: Any, name: str) -> int:
+    """Run ``data check`` or ``data shard`` with the parsed options; returns the exit code."""
+    action = options.action
+    args = options[action]
+    args.command = action
+    from focal_pl.data.shards import is_shard_folder, parse_bytes
 
     try:
-        if args.command == "check" and args.root is None and is_shard_folder(args.source):
+        if action == "shard":
+            args.chunk_bytes = parse_bytes(args.chunk_bytes)
+        if action == "check" and args.root is None and is_shard_folder(args.source):
             report = check_shards(args.source, args.verify, args.workers, args.limit)
         else:
             sources = build_sources(args.source, args.root, args.include_authentic)
-            if args.command == "shard":
+            if action == "shard":
                 return _shard(sources, args)
             report = check(sources, args.workers, args.limit)
             left_out = authentic_left_out(args.source, args.root, sources) if not args.include_authentic else 0
             if left_out:
                 report["authentic_left_out"] = left_out
     except (FileNotFoundError, ValueError) as error:
-        print(f"focal-pl data {args.command}: {error}", file=sys.stderr)
+        print(f"focal-pl data {action}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"focal-pl data {args.command}: interrupted", file=sys.stderr)
+        print(f"focal-pl data {action}: interrupted", file=sys.stderr)
         return 130
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=1))
     return 1 if print_report(report) else 0
 
 
-def _shard(sources: list[S.ForgerySource], args: argparse.Namespace) -> int:
+def main(argv: list[str]) -> int:
+    """``focal-pl data ...`` from an argument list (the command tree's branch, for scripts and tests)."""
+    from focal_pl.cli import main as focal_main
+
+    return focal_main(["data", *argv])
+
+
+def _shard(sources: list[S.ForgerySource], args: Any) -> int:
     from focal_pl.data.shards import ShardJobError, write_shards
 
     try:

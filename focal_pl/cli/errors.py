@@ -17,6 +17,11 @@ from typing import Any
 SECTIONS = {"ForgeryDataModule": "data"}  # classes the CLI configures as a plain section, and its key
 
 
+class UsageError(Exception):
+    """A tool command (ablate, sweep, export ...) that cannot run as given: its message is printed as
+    one line after ``focal-pl COMMAND:``, exit code 2."""
+
+
 class ConfigError(SystemExit):
     """A config problem found before anything ran: printed as one line, exit code 2."""
 
@@ -89,9 +94,21 @@ INNER = re.compile(r"^\s*(?:- )?(?:Problem with given class_path '[^']+':|Parser
                    r"Subclass types expect one of:|Type <class)")
 
 
+MISMATCH = re.compile(r"does not correspond to a subclass|^Expected a <class|Not a valid subclass|^Type <class|"
+                      r"^Import path|Does not validate against any of the Union subtypes|^Subtypes:|^Errors:|"
+                      r"^Given value|^Subclass types expect one of|^a class path \(str\)|^a dict with|^a dict without")
+
+
 def innermost_reason(text: str) -> str:
-    """The most specific line of a (possibly nested) jsonargparse message."""
+    """The most specific line of a (possibly nested) jsonargparse message: for a union of types, the
+    error of the type the value was meant for (a constructor's own, e.g. a reader's missing folder),
+    not the other types' mismatches, at whatever depth of the union it is."""
     lines = [line.strip(" -") for line in text.splitlines() if line.strip()]
+    if "Errors:" in lines:  # a union: each alternative's error, one a line (unions nest)
+        own = [line for line in lines[lines.index("Errors:") + 1:]
+               if not MISMATCH.search(line) and not INNER.match(line)]
+        if own:
+            return own[0]
     useful = [line for line in lines if not INNER.match(line) and not line.startswith(("Traceback", "File "))]
     # the deepest reason is the last useful line that says something about a value
     for line in reversed(useful):
@@ -127,13 +144,14 @@ def _key_given_value(text: str, argv: list[str]) -> str | None:
     """The command-line key whose value a message quotes (``Got value: kmean`` -> the option that
     was given ``kmean``), so that a bad value nested under ``model`` is named by its own key."""
     values = [v.strip() for v in re.findall(r"Got value: ([^\n]+)", text)]
+    classes = re.findall(r"Given value: .*?class_path='([\w.]+)'", text)  # a source given as a class spec
     for i, arg in enumerate(argv):
         if not arg.startswith("--"):
             continue
         key, _, value = arg.partition("=")
         if not value and i + 1 < len(argv):
             value = argv[i + 1]
-        if values and value.strip() == values[-1]:
+        if values and value.strip() == values[-1] or any(c in value for c in classes):
             return key.lstrip("-")
     return None
 

@@ -3,18 +3,27 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 
-def env_main(argv: list[str]) -> int:
+def add_arguments(parser: Any, name: str) -> None:
+    """``runs [FOLDER] [--json]`` or ``env [--json]``."""
+    if name == "runs":
+        parser.add_argument("root", nargs="?", default="runs", help="folder of the runs (default: runs)")
+    from jsonargparse import ActionYesNo
+
+    parser.add_argument("--json", action=ActionYesNo, default=False, help="as JSON")
+
+
+def run(args: Any, name: str) -> int:
+    return runs_main(args) if name == "runs" else env_main(args)
+
+
+def env_main(args: Any) -> int:
     """Print the environment part of ``run.json``: code version, package versions, hardware."""
-    parser = argparse.ArgumentParser(prog="focal-pl env", description=env_main.__doc__)
-    parser.add_argument("--json", action="store_true", help="as JSON")
-    args = parser.parse_args(argv)
-    from focal_pl.provenance import code_line, environment
+    from focal_pl.training.provenance import code_line, environment
 
     info = environment()
     if args.json:
@@ -38,6 +47,7 @@ def _read(path: Path) -> dict[str, Any]:
 def run_rows(root: Path) -> list[dict[str, Any]]:
     """One row per fit run folder under ``root`` (a folder holding ``run.json`` or checkpoints)."""
     from focal_pl.cli.runfolders import lock_holder
+    from focal_pl.training.checkpoints import stored_step
 
     rows = []
     folders = {p.parent for p in root.rglob("run.json")}
@@ -49,27 +59,28 @@ def run_rows(root: Path) -> list[dict[str, Any]]:
         metrics = _read(folder / "metrics.json")
         state = run.get("state", "unknown (no run.json)")
         holder = lock_holder(folder)
+        steps = run.get("step", (metrics.get("final") or {}).get("step"))
+        last = folder / "checkpoints" / "last.ckpt"
+        saved = stored_step(last) if last.is_file() else None
         if holder:
             state = f"running ({holder.split(' (')[0]})"
-        elif state == "running":
-            state = "stopped without a word (killed?)"
+        elif state == "running":  # its process ended without a word: what it left is last.ckpt
+            state = "ended without a word (killed?); " + (f"last.ckpt at step {saved}" if saved is not None
+                                                          else "no last.ckpt")
+        if saved is not None and (steps is None or saved > steps):
+            steps = saved
         best = (metrics.get("best") or {}).get("score")
-        final = metrics.get("final") or {}
         git = (run.get("code") or {}).get("git") or {}
         commit = (git.get("commit", "")[:10] + ("+" if git.get("dirty") else "")) if git else \
             (run.get("code") or {}).get("package", "-")
         rows.append({"config": folder.parent.name, "version": folder.name, "state": state,
-                     "steps": run.get("step", final.get("step")), "best_score": best, "commit": commit or "-",
+                     "steps": steps, "best_score": best, "commit": commit or "-",
                      "date": (run.get("started") or "-")[:16].replace("T", " "), "folder": str(folder)})
     return rows
 
 
-def runs_main(argv: list[str]) -> int:
+def runs_main(args: Any) -> int:
     """List the runs under a folder (default: runs/) as one table."""
-    parser = argparse.ArgumentParser(prog="focal-pl runs", description=runs_main.__doc__)
-    parser.add_argument("root", nargs="?", default="runs", help="folder of the runs (default: runs)")
-    parser.add_argument("--json", action="store_true", help="as JSON")
-    args = parser.parse_args(argv)
     root = Path(args.root)
     if not root.is_dir():
         print(f"focal-pl runs: no folder {root}")

@@ -1,97 +1,85 @@
 """``focal-pl fit | validate | test | predict``: LightningCLI over YAML configs.
 
 Lightning is imported inside the functions, so that ``focal-pl --help`` answers at once. The CLI
-adds to LightningCLI: shipped configs by bare name, the evaluation callbacks, a training budget in
-images, one run-folder layout (``runfolders``), ``--ckpt_path last | best | RUN_FOLDER`` resolved
-unambiguously, refusal to score an untrained model, config errors as one line before any run
+adds to LightningCLI: shipped configs by bare name, the run's callbacks (``focal_pl.engine``), a
+training budget in images, one run-folder layout (``runfolders``), ``--ckpt_path last | best |
+RUN_FOLDER`` resolved unambiguously, a checkpoint checked against the configured model, refusal to
+score an untrained model, release files (``--weights``), config errors as one line before any run
 folder exists, and quiet output.
+
+The command line is parsed as given (``sys.argv`` is never rewritten): a process a DDP launcher
+starts runs the same command line and takes the launching rank's run folder from it by broadcast
+(``focal_pl.training.runs.run_dir``), so it makes no folder of its own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
+import json
 import logging
-import os
 import sys
-from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from focal_pl.shipped import resolve_config
+from focal_pl.cli.shipped import resolve_config
 
 CONFIG_FLAGS = ("--config", "-c")
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
-def resolve_config_args(argv: list[str]) -> list[str]:
-    """Apply ``resolve_config`` to every ``--config X`` / ``--config=X`` / ``-c X`` argument."""
-    out: list[str] = []
-    expect_value = False
-    for arg in argv:
-        if expect_value:
-            out.append(resolve_config(arg))
-            expect_value = False
-        elif arg in CONFIG_FLAGS:
-            out.append(arg)
-            expect_value = True
-        elif arg.startswith("--config="):
-            out.append("--config=" + resolve_config(arg.split("=", 1)[1]))
-        else:
-            out.append(arg)
-    return out
+def config_positions(argv: list[str]) -> list[int]:
+    """Indices of the ``--config X`` / ``--config=X`` / ``-c X`` arguments."""
+    return [i for i, a in enumerate(argv) if a in CONFIG_FLAGS or a.startswith("--config=")]
 
 
-def with_release_config(argv: list[str]) -> list[str]:
-    """``--weights NAME.pt``: the release's model config (and its input size) as a config file laid
-    over the user's configs (options on the command line still win); kept in the user's cache so that
-    the processes a DDP launcher starts read the same file."""
-    value = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--weights"), None)
-    value = value or next((a.split("=", 1)[1] for a in argv if a.startswith("--weights=")), None)
+def weights_option(argv: list[str]) -> str | None:
+    """The value of ``--weights`` (a release file), if given."""
+    for i, arg in enumerate(argv):
+        if arg == "--weights" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--weights="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def with_release(argv: list[str]) -> list[str]:
+    """The arguments LightningCLI parses: ``argv`` with, for ``--weights NAME.pt``, the release's model
+    and input size laid over the user's configs (options on the command line still win), as
+    ``--model=...`` and ``--data.image_size=...`` right after the last ``--config``. The release file
+    is verified first (its weights' sha256)."""
+    value = weights_option(argv)
     if not value:
         return argv
-    import yaml
-
     from focal_pl.release import ReleaseError, read_release
 
     try:
         release = read_release(value)
     except ReleaseError as error:
         raise ValueError(f"weights: {error}") from error
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "focal-pl" / "releases"
-    cache.mkdir(parents=True, exist_ok=True)
-
-    def written(content: dict) -> str:
-        text = yaml.safe_dump(content)
-        config = cache / f"{hashlib.sha1(text.encode()).hexdigest()[:16]}.yaml"
-        if not config.is_file():
-            config.write_text(text)
-        return str(config)
-
-    # before the user's configs: the run layout (theirs may change it); after them: the model and the
-    # size it was trained at, which the release decides
-    logger = {"class_path": "focal_pl.loggers.CSVLogger", "init_args": {"save_dir": "runs"}}
-    base = written({"trainer": {"logger": logger}})
-    model = written({"model": release["model"], "data": {"image_size": int(release.get("image_size") or 1024)}})
-    configs = [i for i, a in enumerate(argv) if a in CONFIG_FLAGS or a.startswith("--config=")]
-    first = configs[0] if configs else 1
-    last = configs[-1] + (2 if argv[configs[-1]] in CONFIG_FLAGS else 1) if configs else 1
-    return [*argv[:first], "--config", base, *argv[first:last], "--config", model, *argv[last:]]
+    configs = config_positions(argv)
+    after = configs[-1] + (2 if argv[configs[-1]] in CONFIG_FLAGS else 1) if configs else 1
+    laid = [f"--model={json.dumps(release['model'])}", f"--data.image_size={int(release.get('image_size') or 1024)}"]
+    return [*argv[:after], *laid, *argv[after:]]
 
 
 def build_cli_class():
     """The LightningCLI subclass (built on demand: importing Lightning takes seconds)."""
     import yaml
-    from jsonargparse import ArgumentError
+    from jsonargparse import ActionConfigFile, ArgumentError
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-    from focal_pl.budget import TrainingBudget
     from focal_pl.cli import runfolders
     from focal_pl.cli.errors import ConfigError, one_line
-    from focal_pl.evaluation import ClusterEvaluator, PredictionWriter, TestReport
+    from focal_pl.engine import progress_for, run_callbacks
+    from focal_pl.evaluation import PredictionWriter, TestReport, ValidationRecord
+    from focal_pl.evaluation.prediction import PredictionFolderError
     from focal_pl.internals import option_names
-    from focal_pl.progress import LogProgress
-    from focal_pl.runs import run_dir
+    from focal_pl.training.budget import TrainingBudget
+    from focal_pl.training.runs import run_dir
+
+    class ShippedConfigFile(ActionConfigFile):
+        """``--config``: a file, or a shipped config by its name (``vit.yaml``, ``data/test_sets``)."""
+
+        def __call__(self, parser, cfg, values, option_string=None):
+            super().__call__(parser, cfg, resolve_config(str(values)), option_string)
 
     class SaveAndLogConfig(SaveConfigCallback):
         """Writes config.yaml to the run folder and gives every logger the whole resolved config
@@ -116,13 +104,25 @@ def build_cli_class():
                     experiment.config.update(config, allow_val_change=True)
 
     class FocalCLI(LightningCLI):
-        """LightningCLI with the clustering evaluation always on, a training budget in images,
-        one run-folder layout and one-line config errors."""
+        """LightningCLI with the run's callbacks, a training budget in images, one run-folder layout
+        and one-line config errors. ``argv``: the command line after ``focal-pl``, as typed."""
 
         save_config_class = SaveAndLogConfig
 
+        def __init__(self, argv: list[str], **kwargs: Any) -> None:
+            self.argv = list(argv)
+            self.run_folder: Path | None = None
+            super().__init__(args=with_release(self.argv), **kwargs)
+
+        def init_parser(self, **kwargs):
+            kwargs.setdefault("prog", "focal-pl")
+            parser = self.parser_class(**kwargs)
+            parser.add_argument("-c", "--config", action=ShippedConfigFile,
+                                help="a configuration file (YAML), or a shipped config by name (focal-pl configs)")
+            return parser
+
         def add_arguments_to_parser(self, parser) -> None:
-            parser.add_lightning_class_args(ClusterEvaluator, "evaluation")
+            parser.add_lightning_class_args(ValidationRecord, "evaluation")
             parser.add_lightning_class_args(TestReport, "testing")
             parser.add_lightning_class_args(PredictionWriter, "prediction")
             parser.add_lightning_class_args(TrainingBudget, "budget")
@@ -134,6 +134,9 @@ def build_cli_class():
                                 help="let validate / test / predict score a model without a checkpoint")
             parser.add_argument("--weights", type=str | None, default=None,
                                 help="a release file (focal-pl export): its model and weights, for test / predict")
+            # every run writes its run folder, unless a config says otherwise
+            parser.set_defaults({"trainer.logger": {"class_path": "focal_pl.training.loggers.CSVLogger",
+                                                    "init_args": {"save_dir": "runs"}}})
             # the training augmentations pad back to the input size: one number, said once
             parser.link_arguments("data.image_size", "data.augmentations.init_args.pad_to")
 
@@ -143,19 +146,30 @@ def build_cli_class():
             try:
                 super().parse_arguments(parser, args)
             except ArgumentError as error:
-                raise ConfigError(one_line(error, None, option_names(parser), sys.argv)) from error
+                raise ConfigError(one_line(error, None, option_names(parser), self.argv)) from error
 
         def instantiate_classes(self) -> None:
             try:
                 super().instantiate_classes()
+                ckpt = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
+                if ckpt:
+                    runfolders.check_fits(self.model, Path(ckpt))
             except ConfigError:
                 runfolders.release_unused()
                 raise
+            except ValueError as error:
+                if str(error).startswith("ckpt_path:"):  # the checkpoint does not fit the model
+                    runfolders.release_unused()
+                    raise ConfigError(str(error)) from error
+                self._refused(error)
             except Exception as error:  # a constructor refused a value: name the key
-                runfolders.release_unused()
-                config = self.config.get(self.config.get("subcommand") or "", self.config)
-                raise ConfigError(one_line(error, config.as_dict() if hasattr(config, "as_dict") else None,
-                                           argv=sys.argv)) from error
+                self._refused(error)
+
+        def _refused(self, error: BaseException) -> None:
+            runfolders.release_unused()
+            config = self.config.get(self.config.get("subcommand") or "", self.config)
+            raise ConfigError(one_line(error, config.as_dict() if hasattr(config, "as_dict") else None,
+                                       argv=self.argv)) from error
 
         # ------------------------------------------------------------ run folders and checkpoints
 
@@ -182,29 +196,26 @@ def build_cli_class():
             return getattr(logger, "init_args", None)
 
         def _place_run(self, command: str, config) -> None:
-            """Choose (and, on the launching rank, make) the folder this command writes to."""
-            argv = sys.argv[2:]
+            """Choose (and, on the launching rank, make) the folder this command writes to; a process
+            a DDP launcher started takes the launching rank's folder by broadcast at set-up."""
+            argv = self.argv[1:]
             args = self._logger_args(config)
             if args is None:
-                return
-            if runfolders.launch_rank() != 0 and os.environ.get(runfolders.RUN_FOLDER_ENV):
-                # a process a DDP launcher started: the folder the launching rank made
-                args.save_dir, args.name, args.version = os.environ[runfolders.RUN_FOLDER_ENV].split(os.pathsep)
-                ckpt = config.get("ckpt_path")
-                if ckpt is not None:
-                    config.ckpt_path = str(runfolders.resolve_checkpoint(str(ckpt), Path(args.save_dir) / args.name,
-                                                                         command))
                 return
             save_dir = Path(args.get("save_dir") or config.trainer.get("default_root_dir") or "runs")
             given = args.get("name") if args.get("name") not in (None, "", "lightning_logs") else None
             weights = config.get("weights")
             name = config.run.name or given or (Path(weights).stem if weights else runfolders.run_name(argv))
             runs = save_dir / name
-            folder = None
             ckpt = config.get("ckpt_path")
-            if ckpt is not None:
-                path = runfolders.resolve_checkpoint(str(ckpt), runs, command)
+            path = runfolders.resolve_checkpoint(str(ckpt), runs, command) if ckpt is not None else None
+            if path is not None:
                 config.ckpt_path = str(path)
+            if runfolders.launch_rank() != 0:  # the launching rank made the folder
+                args.save_dir, args.name = str(save_dir), name
+                return
+            folder = None
+            if path is not None:
                 run = runfolders.run_of(path)
                 if command == "fit":
                     folder = self._resume(config, path, run)
@@ -226,7 +237,7 @@ def build_cli_class():
                 if command == "fit":
                     runfolders.lock_run(folder)
             args.save_dir, args.name, args.version = str(folder.parent.parent), folder.parent.name, folder.name
-            os.environ[runfolders.RUN_FOLDER_ENV] = os.pathsep.join((args.save_dir, args.name, args.version))
+            self.run_folder = folder
 
         def _resume(self, config, path: Path, run: Path | None) -> Path | None:
             """The run folder a fit resumes in (locked for this process), after checking the checkpoint
@@ -242,7 +253,7 @@ def build_cli_class():
                 shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
                 raise ValueError(f"ckpt_path: {run} was trained with another config ({shown}); resume with "
                                  "the config it was started with, or start a new run without --ckpt_path")
-            print(f"resuming {run} from step {step} ({path.name})")
+            print(f"resuming {run} from step {step} ({path.name}){runfolders.later_checkpoints(path, step)}")
             return run
 
         # ------------------------------------------------------------ before each command
@@ -289,7 +300,7 @@ def build_cli_class():
         def _own_tables(self, command: str) -> None:
             """validate / test print focal-pl's summary and report: Lightning's metric table (a
             test/loss alone, after the report) only with an explicit --verbose true."""
-            if not any(a == "--verbose" or a.startswith("--verbose=") for a in sys.argv):
+            if not any(a == "--verbose" or a.startswith("--verbose=") for a in self.argv):
                 self.config_init[command]["verbose"] = False
 
         def before_validate(self) -> None:
@@ -300,6 +311,18 @@ def build_cli_class():
         def before_predict(self) -> None:
             self._check_data("predict")
             self._load_release("predict")
+            # the writer keeps what it writes; Lightning would also keep every batch's output in memory
+            if not any(a.startswith("--return_predictions") for a in self.argv):
+                self.config_init["predict"]["return_predictions"] = False
+            writer = next((c for c in self.trainer.callbacks if isinstance(c, PredictionWriter)), None)
+            if writer is not None and runfolders.launch_rank() == 0:
+                folder = Path(writer.output_dir) if writer.output_dir else self.run_folder
+                if folder is not None:
+                    try:
+                        writer.claim(folder)
+                    except PredictionFolderError as error:
+                        runfolders.release_unused()
+                        raise ConfigError(str(error)) from error
 
         def before_fit(self) -> None:
             self._check_data("fit")
@@ -327,12 +350,15 @@ def build_cli_class():
             self.datamodule.compare_with(trained, str(run / "config.yaml"))
 
         def instantiate_trainer(self, **kwargs):
-            # a log file gets a line every few steps, not a progress bar redrawn on every step
-            trainer = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
-            if not sys.stdout.isatty() and trainer.get("enable_progress_bar") is not False:
-                every = max(1, int(trainer.get("log_every_n_steps") or 50))
-                kwargs = {"enable_progress_bar": False,
-                          "callbacks": [*(trainer.get("callbacks") or []), LogProgress(every=every)], **kwargs}
+            """The configured trainer, with the run's callbacks it was not given (``focal_pl.engine``)."""
+            trainer = dict(self.config_init[self.subcommand]["trainer"] if self.subcommand
+                           else self.config_init["trainer"])
+            configured = list(trainer.get("callbacks") or [])
+            configured += [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
+            trainer, progress = progress_for(trainer, configured)
+            added = [*progress, *run_callbacks(configured, command=self.argv)]
+            kwargs = {"enable_progress_bar": trainer.get("enable_progress_bar"),
+                      "callbacks": [*(trainer.get("callbacks") or []), *added], **kwargs}
             return super().instantiate_trainer(**kwargs)
 
         def _parse_ckpt_path(self) -> None:
@@ -355,29 +381,25 @@ def run_lightning(argv: list[str]):
     from focal_pl.cli.errors import ConfigError
     from focal_pl.data import ForgeryDataModule
     from focal_pl.module import FocalModule
-    from focal_pl.noise import quiet
+    from focal_pl.training.quiet import quiet
 
     quiet(commands=True)  # the lines the commands say in their own words, and the tips
     cli_class = build_cli_class()
-    # The arguments go through sys.argv, not `args=`: DDP relaunches this command from sys.argv
-    # on every other rank, so it must hold the resolved command line.
-    program = sys.argv
-    try:
-        resolved = with_release_config(resolve_config_args(argv))
-    except ValueError as error:
-        print(f"focal-pl {argv[0]}: {error}", file=sys.stderr)
-        raise ConfigError(str(error)) from error
-    sys.argv = [sys.argv[0], *resolved]
     try:
         return cli_class(
-            FocalModule,
-            ForgeryDataModule,
+            argv,
+            model_class=FocalModule,
+            datamodule_class=ForgeryDataModule,
             subclass_mode_model=True,
             save_config_callback=cli_class.save_config_class,
             auto_configure_optimizers=False,  # FocalModule takes optimizer / scheduler itself
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"default_env": False, "exit_on_error": False, "allow_abbrev": False},
         )
+    except ValueError as error:  # a release file that cannot be used (with_release)
+        runfolders.release_unused()
+        print(f"focal-pl {argv[0]}: {error}", file=sys.stderr)
+        raise ConfigError(str(error)) from error
     except ConfigError as error:
         runfolders.release_unused()
         print(f"focal-pl {argv[0]}: {error.message}", file=sys.stderr)
@@ -386,35 +408,28 @@ def run_lightning(argv: list[str]):
         runfolders.release_unused()  # failed before writing anything: no empty folder stays behind
         raise
     finally:
-        sys.argv = program
         runfolders.release_locks()
 
 
-def help_cache_file(command: str) -> Path:
-    """Where the help text of ``focal-pl COMMAND --help`` is kept: keyed by the versions of
-    focal-pl, Lightning and jsonargparse and by the package's source files, so any change rebuilds it."""
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha1(command.encode())
-    for name in ("lightning", "jsonargparse", "torch"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            digest.update(f"{name}={metadata.version(name)}".encode())
-    for source in sorted(package.rglob("*.py")):
-        digest.update(f"{source.relative_to(package)}:{source.stat().st_mtime_ns}".encode())
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "focal-pl"
-    return root / f"help-{command}-{digest.hexdigest()[:16]}.txt"
+def run_command(argv: list[str]) -> int:
+    """A Lightning command with its exit code (docs/runs.md): 0 done, 1 failed while running (a disk
+    error, a lost DDP peer, a non-finite loss, nothing predicted), 2 cannot run as given (a one-line
+    config error), 130 stopped by Ctrl-C, 143 by SIGTERM (128 + the signal, as a shell reports a
+    process the signal ended)."""
+    from focal_pl.cli.errors import ConfigError
+    from focal_pl.cli.exits import failure_line
 
+    try:
+        run_lightning(argv)
+    except ConfigError as error:
+        return error.code
+    except BaseException as error:  # noqa: BLE001 - each kind of failure has its exit code and line
+        found = failure_line(error)
+        if found is None:
+            raise
+        code, line = found
+        if line:
+            print(f"focal-pl {argv[0]}: {line}", file=sys.stderr, flush=True)
+        return code
+    return 0
 
-def command_help(command: str) -> str:
-    """``focal-pl COMMAND --help``: LightningCLI's full help, built once (it imports Lightning and
-    reads every class signature, which takes seconds) and then read from the cache."""
-    cache = help_cache_file(command)
-    if cache.is_file():
-        return cache.read_text()
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
-        run_lightning([command, "--help"])
-    text = buffer.getvalue()
-    with contextlib.suppress(OSError):
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(text)
-    return text

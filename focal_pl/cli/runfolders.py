@@ -12,7 +12,13 @@ Folders are made exclusively (two commands started together never share one) and
 run folder's lock (``<run>/.lock``, released by the system when the process ends, even by SIGKILL)
 for as long as it runs, so that a second fit of the same run is refused, naming the first.
 Only the launching process (global rank 0) makes folders; the processes a DDP launcher starts take
-the folder it chose from ``FOCAL_PL_RUN_FOLDER``.
+its folder by broadcast when the run is set up (``focal_pl.training.runs.run_dir``). A command
+refused before it runs leaves nothing on disk: the folders it made, parents included, are taken back.
+
+A run folder given as ``--ckpt_path`` means one checkpoint, by one rule
+(``focal_pl.training.checkpoints.run_checkpoint``): its ``last.ckpt`` to ``fit`` (a resume), its
+best checkpoint (the model its validation selected; ``last.ckpt`` when it has none) to ``validate``,
+``test``, ``predict`` and ``export``.
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ import re
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-RUN_FOLDER_ENV = "FOCAL_PL_RUN_FOLDER"  # save_dir, name and version, as the launching rank chose them
 LOCK_FILE = ".lock"
 _held: list[int] = []  # descriptors of the locks this process holds (for its lifetime)
 _made: list[Path] = []  # folders this process made and may take back if the command fails before running
@@ -119,9 +125,13 @@ def launch_rank() -> int:
 
 
 def _make_folder(folder: Path) -> None:
-    """Create ``folder`` (exclusively: ``FileExistsError`` when it exists), saying in one line why not."""
+    """Create ``folder`` (exclusively: ``FileExistsError`` when it exists) and the parents it lacks,
+    each remembered so that a refused command takes them back; a failure said in one line."""
+    missing = [p for p in reversed(folder.parents) if not p.exists()]
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        for parent in missing:
+            parent.mkdir(exist_ok=True)
+            _made.append(parent)
         folder.mkdir()
     except FileExistsError:
         raise
@@ -132,15 +142,14 @@ def _make_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive lock on ``path`` (a file) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _locked(folder: Path):
+    """An exclusive lock on the folder itself (no lock file: a refused command leaves nothing)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def reserve(folder: Path, numbered: str | None = None, exist_ok: bool = False) -> Path:
@@ -155,7 +164,12 @@ def reserve(folder: Path, numbered: str | None = None, exist_ok: bool = False) -
                 raise ValueError(f"run.version: {folder} exists already; choose another version") from None
         return folder
     try:
-        with _locked(folder / ".versions.lock"):
+        if not folder.is_dir():
+            try:
+                _make_folder(folder)
+            except FileExistsError:
+                pass  # made by a command started at the same time
+        with _locked(folder):  # numbers are chosen one process at a time (two slugs share a number otherwise)
             while True:
                 name = numbered_name(folder, numbered)
                 try:
@@ -177,7 +191,7 @@ def numbered_name(folder: Path, kind: str) -> str:
 
 def release_unused() -> None:
     """Take back the folders this process made when its command failed before running (only while
-    they hold nothing but a lock file)."""
+    they hold nothing but a lock file), newest first, so that made parents go too."""
     while _made:
         folder = _made.pop()
         with contextlib.suppress(OSError):
@@ -255,7 +269,7 @@ def next_evaluation(run: Path, command: str) -> str:
 def checkpoint_step(path: Path) -> int:
     """The global step stored in a checkpoint, after checking the file (memory-mapped: the weights
     are read once, for their sha256). ``ValueError`` names a file that cannot be used."""
-    from focal_pl.checkpoint_io import read_checkpoint
+    from focal_pl.files.checkpoint import read_checkpoint
 
     checkpoint = read_checkpoint(path, mmap=True)
     return int(checkpoint.get("global_step", 0))
@@ -263,6 +277,8 @@ def checkpoint_step(path: Path) -> int:
 
 def candidates(runs: Path, which: str) -> list[Path]:
     """``last.ckpt`` (or the best checkpoint) of every run folder under ``runs``."""
+    from focal_pl.training.checkpoints import best_checkpoint
+
     if not runs.is_dir():
         return []
     found = []
@@ -270,19 +286,22 @@ def candidates(runs: Path, which: str) -> list[Path]:
         if which == "last" and (run / "checkpoints" / "last.ckpt").is_file():
             found.append(run / "checkpoints" / "last.ckpt")
         elif which == "best":
-            best = sorted((run / "checkpoints").glob("best*.ckpt"), key=lambda p: p.stat().st_mtime)
-            if best:
-                found.append(best[-1])
+            best = best_checkpoint(run / "checkpoints")
+            if best is not None:
+                found.append(best)
     return found
 
 
 def resolve_checkpoint(value: str, runs: Path, command: str) -> Path:
     """The checkpoint file ``--ckpt_path value`` means; raises ``ValueError`` saying why not."""
+    from focal_pl.training.checkpoints import run_checkpoint
+
     if value in ("last", "best"):
         found = candidates(runs, value)
         if not found:
             raise ValueError(f"ckpt_path: no {value} checkpoint under {runs}/*/checkpoints; "
-                             f"nothing to {'resume' if command == 'fit' else command}")
+                             f"nothing to {'resume' if command == 'fit' else command}"
+                             + (later_checkpoints_in(runs) if value == "last" else ""))
         if len(found) > 1:
             listed = ", ".join(f"{p.parent.parent.name} (step {checkpoint_step(p)})" for p in found)
             raise ValueError(f"ckpt_path {value}: several runs under {runs} have one: {listed}; "
@@ -290,13 +309,67 @@ def resolve_checkpoint(value: str, runs: Path, command: str) -> Path:
         return found[0]
     path = Path(value).expanduser()
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
-            if candidate.is_file():
-                return candidate
-        raise ValueError(f"ckpt_path: {path} is a folder without checkpoints/last.ckpt")
+        found = run_checkpoint(path, resume=command == "fit")
+        if found is None:
+            raise ValueError(f"ckpt_path: {path} is a folder without checkpoints/last.ckpt")
+        return found
     if not path.is_file():
         raise ValueError(f"ckpt_path: {path} does not exist")
     return path
+
+
+def later_checkpoints_in(runs: Path) -> str:
+    """``; but RUN/checkpoints/best-step=N.ckpt is whole (step N): ...`` for the runs under ``runs``
+    whose last.ckpt is missing but which hold another checkpoint (a full disk stopped its write)."""
+    if not runs.is_dir():
+        return ""
+    from focal_pl.training.checkpoints import on_disk
+
+    found = []
+    for run in sorted(p for p in runs.iterdir() if (p / "checkpoints").is_dir()):
+        files = [(name, step) for name, step in on_disk(run / "checkpoints") if step is not None]
+        if files and not (run / "checkpoints" / "last.ckpt").is_file():
+            name, step = files[0]
+            found.append(f"{run / 'checkpoints' / name} (step {step})")
+    return f"; but {', '.join(found)} is whole: resume from it with --ckpt_path FILE" if found else ""
+
+
+def later_checkpoints(path: Path, step: int) -> str:
+    """``; note: best-step=N.ckpt beside it holds a later step N`` when the checkpoints folder of
+    ``path`` holds a whole checkpoint of a later step than ``step`` (a full disk stopped last.ckpt)."""
+    from focal_pl.training.checkpoints import on_disk
+
+    later = [(name, held) for name, held in on_disk(path.parent) if held is not None and held > step]
+    if not later:
+        return ""
+    name, held = later[0]
+    return f"; note: {name} beside it holds a later step ({held}): --ckpt_path {path.parent / name} resumes from there"
+
+
+def check_fits(model: Any, path: Path) -> None:
+    """Raise ``ValueError`` (``ckpt_path: ...``) when the checkpoint's weights do not fit ``model``:
+    the first key missing, unexpected or of another shape, and the model config the checkpoint was
+    trained with (and its run's config.yaml), so that a config that does not match is one line."""
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    saved = checkpoint.get("state_dict") or {}
+    own = model.state_dict()
+    problems = [f"{key} is not in the checkpoint" for key in own if key not in saved]
+    problems += [f"{key} is {tuple(saved[key].shape)} in the checkpoint, {tuple(own[key].shape)} here"
+                 for key in own if key in saved and tuple(saved[key].shape) != tuple(own[key].shape)]
+    problems += [f"the checkpoint's {key} is not in this model" for key in saved if key not in own]
+    if not problems:
+        return
+    hparams = checkpoint.get("hyper_parameters") or {}
+    extractor = hparams.get("extractor") or {}
+    trained = (f"{extractor.get('class_path', '?')} {json.dumps(extractor.get('init_args') or {})}"
+               if isinstance(extractor, dict) else str(extractor))
+    run = run_of(path)
+    where = f" (its config: {run / 'config.yaml'})" if run is not None else ""
+    raise ValueError(f"ckpt_path: {path} does not fit the configured model: {problems[0]}"
+                     f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; it was trained with "
+                     f"extractor {trained}{where}; give the config it was trained with")
 
 
 def check_checkpoint(path: Path) -> int:

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from focal_pl.shipped import find_shipped
+from focal_pl.cli.errors import UsageError
+from focal_pl.cli.shipped import find_shipped
 
 
 def resolve_file(value: str, shipped: Path) -> Path:
@@ -24,7 +25,7 @@ def resolve_file(value: str, shipped: Path) -> Path:
     found = find_shipped(value, shipped, by_name=True)
     if found:
         return found
-    raise SystemExit(f"focal-pl: no such file {value!r} (nor among the shipped ones in {shipped})")
+    raise UsageError(f"no such file {value!r} (nor among the shipped ones in {shipped})")
 
 
 def free_version(runs: Path, label: str) -> str:

@@ -8,7 +8,6 @@ is drawn at random here). Each run gets its own ``metrics.json``; the table rank
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -21,8 +20,8 @@ from typing import Any
 import yaml
 
 from focal_pl.cli.runner import added_to_every_run, resolve_file, run_one, write_results
-from focal_pl.provenance import machine_line
-from focal_pl.shipped import sweeps_dir
+from focal_pl.training.provenance import machine_line
+from focal_pl.cli.shipped import sweeps_dir
 
 
 def sample(spec: dict[str, Any], rng: random.Random) -> Any:
@@ -118,19 +117,23 @@ def table(rows: list[dict[str, Any]], keys: list[str], metric: str, goal: str) -
     return lines
 
 
-def sweep_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="focal-pl sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("file", help="a W&B sweep file (e.g. sweeps/temperature.yaml)")
-    parser.add_argument("--count", type=int, default=None, help="runs to draw (random) or to keep (grid)")
+def add_arguments(parser: Any, name: str) -> None:
+    """The sweep file and how to run it; Lightning options (``--trainer.max_steps 100``) go to every run."""
+    parser.description = __doc__ + ("\nLightning options (--trainer.*, --model.*, --data.*, --config ...) are added "
+                                    "to every run.")
+    parser.add_argument("file", help="a W&B sweep file (e.g. temperature or sweeps/temperature.yaml)")
+    parser.add_argument("--count", type=int | None, default=None, help="runs to draw (random) or to keep (grid)")
     parser.add_argument("--out", default=None, help="folder of the results (default: runs/sweeps/<name>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random draws")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--export", default=None, metavar="FILE",
                         help="write the sweep file for `wandb sweep` with this Python as ${interpreter}, "
                              "so that `wandb agent` runs focal-pl from any shell, and stop")
-    parser.epilog = "Other arguments (e.g. --trainer.max_steps 100) are added to every run."
-    args, extra = parser.parse_known_args(argv)
+
+
+def run(args: Any, name: str) -> int:
+    """Run a sweep file's configurations one after another and write one table."""
+    extra = list(args.run_args)
     path = resolve_file(args.file, sweeps_dir())
     sweep = yaml.safe_load(path.read_text())
     if args.export:
@@ -139,7 +142,6 @@ def sweep_main(argv: list[str]) -> int:
         print(f"wrote {args.export}: wandb sweep {args.export}, then wandb agent ID (from any shell)")
         return 0
     name = sweep.get("name", path.stem)
-    extra = [a for a in extra if a != "--"]
     runs = expand(sweep, args.count, args.seed)
     out = Path(args.out or Path("runs") / "sweeps" / name)
     metric = sweep.get("metric", {}).get("name", "val/f1")

@@ -14,18 +14,19 @@ from focal_pl.clustering.core import (
     feature_rows,
     pool_to_grid,
     pooled_size,
-    resize_mask,
     unit_rows,
 )
 from focal_pl.clustering.labelling import forged_from_labels, membership_score, pristine_distance_score
 from focal_pl.clustering.masker import Masker
 from focal_pl.clustering.methods import MST_METHODS
+from focal_pl.clustering.threshold import ThresholdMasker
 
 __all__ = [
     "ALGORITHMS",
     "BACKENDS",
     "MST_METHODS",
     "SELECTION_METHODS",
+    "ThresholdMasker",
     "Clusterer",
     "Masker",
     "check_min_cluster_size",
@@ -37,7 +38,6 @@ __all__ = [
     "pool_to_grid",
     "pooled_size",
     "pristine_distance_score",
-    "resize_mask",
     "resolve_min_cluster_size",
     "unit_rows",
 ]

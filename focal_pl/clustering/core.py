@@ -32,7 +32,6 @@ from focal_pl.clustering.labelling import (
 )
 from focal_pl.clustering.masker import Masker
 from focal_pl.clustering.methods import MST_METHODS, MstMethod
-from focal_pl.masks import resize_mask  # noqa: F401 - re-exported: clustering's masks to the image size
 
 
 def unit_rows(features: Tensor | np.ndarray) -> Tensor:

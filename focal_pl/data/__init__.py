@@ -12,6 +12,7 @@ _EXPORTS = {
     "ForgeryDataModule": "focal_pl.data.datamodule",
     "ForgeryDataset": "focal_pl.data.datamodule",
     "Batch": "focal_pl.data.batch",
+    "Item": "focal_pl.data.items",
     "collate": "focal_pl.data.batch",
     "ForgerySource": "focal_pl.data.sources",
     "Sample": "focal_pl.data.sources",

@@ -1,5 +1,5 @@
 """The batch every split delivers: the model's inputs and what stays on the host, as one typed object
-(not a dict whose keys each consumer spells again)."""
+stacked from typed ``Item``s (no dict whose keys each consumer spells again)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from focal_pl.data.items import Item
 
 
 @dataclass
@@ -66,16 +68,16 @@ class Batch:
         return dataclasses.replace(self, image=image, mask=None)
 
 
-def collate(items: list[dict], tile: int | None = None) -> Batch:
-    """Items (``prepare_item``'s dicts) -> a ``Batch``: images and masks stacked, the rest as lists,
-    skipped items counted. ``tile``: the images are at their own resolution (one per batch)."""
-    good = [item for item in items if "image" in item]
-    batch = Batch(skipped=sum(item["skipped"] for item in items),
-                  problems=[p for item in items for p in item.get("problems", ())])
+def collate(items: list[Item], tile: int | None = None) -> Batch:
+    """Items -> a ``Batch``: images and masks stacked, the rest as lists, skipped items counted.
+    ``tile``: the images are at their own resolution (one per batch)."""
+    good = [item for item in items if item.usable]
+    batch = Batch(skipped=sum(item.skipped for item in items),
+                  problems=[p for item in items for p in item.problems])
     if not good:
         return batch
     return dataclasses.replace(
-        batch, image=torch.stack([item["image"] for item in good]), mask=torch.stack([item["mask"] for item in good]),
-        name=[item["name"] for item in good], size=[tuple(item["size"]) for item in good],
-        truth=[item["truth"] for item in good],
-        mask_full=[item["mask_full"] for item in good] if "mask_full" in good[0] else None, tile=tile)
+        batch, image=torch.stack([item.image for item in good]), mask=torch.stack([item.mask for item in good]),
+        name=[item.name for item in good], size=[tuple(item.size) for item in good],
+        truth=[item.truth for item in good],
+        mask_full=[item.mask_full for item in good] if good[0].mask_full is not None else None, tile=tile)

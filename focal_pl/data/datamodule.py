@@ -16,7 +16,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from focal_pl.data.degradations import Degradation, robustness_grid
 from focal_pl.data.sampling import ResumableDataLoader, ResumableSampler, decode_index, ignore_stop_signals
 from focal_pl.data.batch import collate
-from focal_pl.data.items import prepare_item, problem, skipped_item
+from focal_pl.data.items import Item, prepare_item, problem, skipped_item
 from focal_pl.data.shards import StreamItem, StreamingShards
 from focal_pl.data.overlap import find_overlaps
 from focal_pl.data.sources import ForgerySource
@@ -68,7 +68,7 @@ class ForgeryDataset(Dataset):
         start = self.data.cumulative_sizes[which - 1] if which else 0
         return self.sources[which], index - start
 
-    def _read(self, index: int, epoch: int = 0) -> dict[str, Any]:
+    def _read(self, index: int, epoch: int = 0) -> Item:
         source, local = self._locate(index)
         try:
             image, mask, meta = source.load(local)
@@ -83,7 +83,7 @@ class ForgeryDataset(Dataset):
         return prepare_item(image, mask, name, self.image_size, self.augment, self.keep_full_mask,
                             self.degradation, bool(meta.get("truth", True)), seed)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> Item:
         epoch, index = decode_index(index, len(self))  # ResumableSampler's indices carry the epoch
         tries = 1 + (self.max_substitutes if self.substitute else 0)
         problems: list[tuple[str, str]] = []
@@ -94,7 +94,7 @@ class ForgeryDataset(Dataset):
             except _Skipped as skipped:
                 problems.append(skipped.args[0])
                 continue
-            item.update(skipped=len(problems), problems=problems)
+            item.skipped, item.problems = len(problems), problems
             return item
         return skipped_item(problems)
 
@@ -136,8 +136,9 @@ class ForgeryDataModule(L.LightningDataModule):
 
     Args:
         train, val, test, predict: sources of each split (any ``ForgerySource``); ``train`` may
-            also be ``StreamingShards``: shard folders mixed by an exact weighted schedule, with
-            equal batch counts on every DDP rank and mid-epoch resumption from a checkpoint.
+            also be ``StreamingShards`` (alone, or as a one-item list): shard folders mixed by an
+            exact weighted schedule, with equal batch counts on every DDP rank and mid-epoch
+            resumption from a checkpoint.
         image_size: side every image is resized to (aspect squashed; the paper: 1024).
         batch_size: training batch size per device.
         eval_batch_size: batch size of the other splits (default: ``batch_size``).
@@ -160,7 +161,7 @@ class ForgeryDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train: StreamingShards | ForgerySource | list[ForgerySource] | None = None,
+        train: StreamingShards | ForgerySource | list[ForgerySource | StreamingShards] | None = None,
         val: ForgerySource | list[ForgerySource] | None = None,
         test: ForgerySource | list[ForgerySource] | None = None,
         predict: ForgerySource | list[ForgerySource] | None = None,
@@ -180,7 +181,12 @@ class ForgeryDataModule(L.LightningDataModule):
                                    ("eval_batch_size", eval_batch_size, 1), ("num_workers", num_workers, 0)):
             if value is not None and value < least:
                 raise ValueError(f"{name} must be >= {least}, got {value}")
-        self.stream = train if isinstance(train, StreamingShards) else None
+        listed = _as_list(train)
+        streams = [s for s in listed if isinstance(s, StreamingShards)]
+        if streams and len(listed) > 1:
+            raise ValueError("train: a StreamingShards stream must be the only training source (mix its shard "
+                             "folders inside it with weights or repeats)")
+        self.stream = streams[0] if streams else None
         self.sources = {
             "train": [] if self.stream else _as_list(train), "val": _as_list(val), "test": _as_list(test),
             "predict": _as_list(predict),

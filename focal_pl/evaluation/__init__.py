@@ -1,10 +1,10 @@
-"""Evaluation: one scoring path (``scoring.Scorer``) behind the three callbacks that run it:
-``ClusterEvaluator`` (validation), ``TestReport`` (test sets) and ``PredictionWriter`` (predict);
-``RunSummary`` prints a fit's summary, ``ValidationPictures`` draws validation images."""
+"""Evaluation: the metrics, the one scoring path (``scoring.Scorer``) and the callbacks that write
+what a run shows of it: ``ValidationRecord`` (metrics.json and validation pictures), ``TestReport``
+(test sets), ``PredictionWriter`` (predict) and ``RunSummary`` (the lines at the end of a fit)."""
 
 from focal_pl.evaluation.prediction import PredictionWriter
 from focal_pl.evaluation.summary import RunSummary
-from focal_pl.evaluation.test_report import TestReport
-from focal_pl.evaluation.validation import ClusterEvaluator
+from focal_pl.evaluation.testing import TestReport
+from focal_pl.evaluation.validation import ValidationRecord
 
-__all__ = ["ClusterEvaluator", "PredictionWriter", "RunSummary", "TestReport"]
+__all__ = ["PredictionWriter", "RunSummary", "TestReport", "ValidationRecord"]

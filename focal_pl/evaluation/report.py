@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from focal_pl.metrics import image_auc
+from focal_pl.evaluation.metrics import image_auc
 
 PIXEL_METRICS = ("f1", "f1_forged", "f1_permuted", "iou", "pixel_auc")
 COLUMNS = ("set", "degradation", "resolution", "forged_images", "authentic_images", *PIXEL_METRICS,

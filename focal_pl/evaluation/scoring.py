@@ -6,8 +6,8 @@ needs them (``Scorer.measure``); validation feeds the masks to its torchmetrics 
 Device rule: the features stay where the model made them and the masker brings its masks back to
 the host (``Masker`` contract); truths and metadata never leave the host (``Batch.to_device``
 moves the model inputs only); the torchmetrics metric moves what it is given to its own device.
-Nothing else here changes a tensor's device, except the one explicit copy of the features that
-the image-level score needs.
+Nothing else here changes a tensor's device, except the one explicit copy of an image's features
+that the ``heterogeneity`` image-level score needs.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from torch import Tensor
 from focal_pl.clustering.image_score import ImageScore, image_score
 from focal_pl.clustering.masker import Masker
 from focal_pl.data.batch import Batch
-from focal_pl.masks import Resize, official_grid_truth, resize_mask
-from focal_pl.metrics import pixel_scores, score_auc
+from focal_pl.evaluation.masks import Resize, official_grid_truth, resize_mask
+from focal_pl.evaluation.metrics import pixel_scores, score_auc
 
 Resolution = Literal["image", "grid"]
 
@@ -71,11 +71,12 @@ class Scored:
 
 @dataclass
 class Clustered:
-    """The device part of a batch's scoring: one (mask, score) per map on the host, and the host
-    copy of the features when the image-level score needs them."""
+    """What an evaluation step hands to the callbacks: each map's mask and score on the host (the
+    masker's output), and the features as the model made them (on its device), for the image-level
+    score that needs them (``heterogeneity``)."""
 
     maps: list[tuple[Tensor, Tensor]]
-    host_features: Tensor | None = None
+    features: Tensor | None = None
 
 
 def quantize(score: Tensor) -> Tensor:
@@ -117,10 +118,9 @@ class Scorer:
         return cls(module.clusterer, member_splits(module.extractor), mask_resize, image_method)
 
     def cluster(self, features: Tensor) -> Clustered:
-        """Features ``B x C x h x w`` (any device) -> each map's mask and score on the host."""
-        maps = self.masker.cluster_batch(features, self.splits)
-        host = features.detach().float().cpu() if self.image_method == "heterogeneity" else None
-        return Clustered(maps, host)
+        """Features ``B x C x h x w`` (any device) -> each map's mask and score on the host (the
+        device part of scoring, one masker call for the batch)."""
+        return Clustered(self.masker.cluster_batch(features, self.splits), features.detach())
 
     def score(self, batch: Batch, clustered: Clustered, resolution: Resolution = "image", set_name: str = "",
               degradation: str = "none") -> list[Scored]:
@@ -145,8 +145,9 @@ class Scorer:
             result = ImageResult(set_name, degradation, str(batch.name[i]), truth is not None,
                                  truth is not None and not bool(truth.any()), forged_share=float(mask.float().mean()))
             if self.image_method is not None:
-                host = clustered.host_features
-                result.image_score = image_score(host[i] if host is not None else None, grid_mask, self.image_method)
+                needed = self.image_method == "heterogeneity" and clustered.features is not None
+                features = clustered.features[i].float().cpu() if needed else None
+                result.image_score = image_score(features, grid_mask, self.image_method)
             out.append(Scored(result, mask, score, scored_truth, image_mask, image_map))
         return out
 

@@ -10,6 +10,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
+from focal_pl.evaluation.validation import ValidationRecord
+
 
 def parameters(count: int) -> str:
     """``88.39 M parameters`` / ``4,520 parameters``."""
@@ -18,7 +20,7 @@ def parameters(count: int) -> str:
 
 def run_summary(record: dict[str, Any], run: Path, checkpoints: Any, metrics_file: Path | None,
                 skipped: int = 0) -> str:
-    """The summary of a fit from its validation record (``ClusterEvaluator.record``)."""
+    """The summary of a fit from its validation record (``ValidationRecord.record``)."""
     lines = [f"\nRun folder: {run.resolve()}"]
     if record.get("extractor"):
         lines.append(f"extractor: {record['extractor']['class']}, {parameters(record['extractor']['parameters'])}")
@@ -53,28 +55,32 @@ def validate_summary(entry: dict[str, Any], checkpoint: str | None, metrics_file
     return "\n".join(lines)
 
 
+def record_of(trainer: L.Trainer) -> ValidationRecord | None:
+    """The trainer's ``ValidationRecord``, if it has one."""
+    return next((c for c in trainer.callbacks if isinstance(c, ValidationRecord)), None)
+
+
 class RunSummary(Callback):
     """Prints ``run_summary`` when a fit ends (not when it is stopped: the stop says where it is),
     and ``validate_summary`` when a validate command ends."""
 
-    @rank_zero_only
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from focal_pl.evaluation.validation import ClusterEvaluator
+    def __init__(self) -> None:
+        self._failed = False
 
-        if trainer.state.fn != "validate" or trainer.sanity_checking:
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._failed = True
+
+    @rank_zero_only
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        evaluator = record_of(trainer)
+        if stage != "validate" or self._failed or evaluator is None or not evaluator.record.get("final"):
             return
-        evaluator = next((c for c in trainer.callbacks if isinstance(c, ClusterEvaluator)), None)
-        if evaluator is not None and evaluator.record.get("final"):
-            print(validate_summary(evaluator.record["final"], trainer.ckpt_path, evaluator.metrics_path()))
+        print(validate_summary(evaluator.record["final"], trainer.ckpt_path, evaluator.metrics_path()))
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from focal_pl.checkpoints import RunCheckpoint
-        from focal_pl.evaluation.validation import ClusterEvaluator
-
-        evaluator = next((c for c in trainer.callbacks if isinstance(c, ClusterEvaluator)), None)
+        evaluator = record_of(trainer)
         if evaluator is None:
             return
-        checkpoints = next((c for c in trainer.callbacks if isinstance(c, RunCheckpoint)), trainer.checkpoint_callback)
-        print(run_summary(evaluator.record, evaluator.run_dir, checkpoints, evaluator.metrics_path(),
+        print(run_summary(evaluator.record, evaluator.run_dir, trainer.checkpoint_callback, evaluator.metrics_path(),
                           getattr(pl_module, "skipped_items", 0)))

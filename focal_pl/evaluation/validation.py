@@ -1,5 +1,11 @@
-"""The clustering validation callback: every validation image is clustered on the fly and scored
-with torchmetrics, and the run's record of validations is kept (``metrics.json``)."""
+"""The run's record of its validations (``metrics.json``) and the validation pictures.
+
+The module validates by itself (it clusters every validation image and logs ``val/f1``,
+``val/f1_forged``, ``val/iou`` and the selection score ``val/score``); this callback keeps what a
+run folder shows of it: the untrained model's score (Lightning drops what is logged during the
+sanity check), every validation, the best and the final one, and image / truth / prediction /
+score-map strips of the first validation images.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +19,15 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
-from focal_pl.atomic import write_atomic
-from focal_pl.evaluation.pictures import ValidationPictures
-from focal_pl.evaluation.scoring import Scorer
-from focal_pl.masks import Resize
-from focal_pl.metrics import ForgeryLocalizationMetrics
-from focal_pl.runs import run_dir
+from focal_pl.data.batch import Batch
+from focal_pl.evaluation.masks import resize_mask
+from focal_pl.evaluation.metrics import VALIDATION_METRICS, pixel_scores
+from focal_pl.evaluation.pictures import save_rgb, side_by_side
+from focal_pl.evaluation.scoring import Clustered
+from focal_pl.files.atomic import write_atomic
+from focal_pl.training.runs import model_step, run_dir, safe_stem
 
 log = logging.getLogger(__name__)
-
-VALIDATION_METRICS = (*ForgeryLocalizationMetrics.names, "score")
 
 
 def empty_record() -> dict[str, Any]:
@@ -37,31 +42,74 @@ def describe_extractor(extractor: Any) -> dict[str, Any]:
     return {"class": type(extractor).__name__, "parameters": int(count)}
 
 
-class ClusterEvaluator(Callback):
-    """Clusters each validation image's features with the module's ``clusterer`` and logs
-    ``val/f1`` (macro, the paper's), ``val/f1_forged``, ``val/iou`` and ``val/score`` = mean of F1
-    and IoU (the official code's model-selection score): torchmetrics means over images, synced
-    across DDP ranks, each rank clustering its own share of the images on the model's device.
+class ValidationPictures:
+    """Draws up to ``count`` strips per validation (rank 0's first images that have a truth) into
+    ``<run>/val_images/untrained`` or ``<run>/val_images/stepNNNNNNN``, and hands them to loggers."""
 
-    It keeps the run's record in ``metrics.json``: the untrained model's scores (the sanity check
-    of a fresh run; ``trainer.num_sanity_val_steps: -1`` scores the whole validation set), every
-    validation, the best and the final one, the extractor's size and the run folder; and draws the
+    def __init__(self, count: int = 8) -> None:
+        if count < 0:
+            raise ValueError(f"evaluation.save_images must be >= 0, got {count}")
+        self.count = count
+        self.strips: list[tuple[Any, str]] = []
+
+    def start(self) -> None:
+        self.strips = []
+
+    @property
+    def full(self) -> bool:
+        return len(self.strips) >= self.count
+
+    @staticmethod
+    def folder(run: Path, trainer: L.Trainer) -> Path:
+        tag = "untrained" if trainer.sanity_checking else f"step{trainer.global_step:07d}"
+        return run / "val_images" / tag
+
+    def add(self, run: Path, trainer: L.Trainer, pl_module: L.LightningModule, batch: Batch,
+            clustered: Clustered) -> None:
+        """Draw this batch's images while fewer than ``count`` were drawn (rank 0 only)."""
+        if not trainer.is_global_zero or self.full:
+            return
+        for i, item in enumerate(pl_module.scorer.score(batch, clustered)):
+            if self.full or not item.result.truth:
+                continue
+            truth = batch.mask_full[i]
+            numbers = pixel_scores(item.image_mask, truth)
+            image = batch.image[i]
+            size = tuple(image.shape[-2:])
+            folder = self.folder(run, trainer)
+            folder.mkdir(parents=True, exist_ok=True)
+            caption = f"{batch.name[i]}  macro F1 {numbers['f1']:.3f}  IoU {numbers['iou']:.3f}"
+            strip = side_by_side(image, resize_mask(truth, size), resize_mask(item.image_mask, size),
+                                 item.image_score_map, caption=caption)
+            save_rgb(folder / f"{len(self.strips):02d}_{safe_stem(str(batch.name[i]))}.png", strip)
+            self.strips.append((strip, caption))
+
+    def log(self, trainer: L.Trainer) -> None:
+        """Loggers that take images (W&B) get this validation's strips (rank 0)."""
+        if not self.strips or not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="val/examples", images=[p for p, _ in self.strips],
+                                 caption=[c for _, c in self.strips], step=trainer.global_step)
+
+
+class ValidationRecord(Callback):
+    """Keeps the run's record in ``metrics.json``: the untrained model's scores (the sanity check of
+    a fresh run; ``trainer.num_sanity_val_steps: -1`` scores the whole validation set), every
+    validation, the best (by ``score``, the mean of macro F1 and IoU) and the final one, the
+    extractor's size and the run folder; gives loggers the untrained score as step 0; draws the
     first ``save_images`` validation images (``ValidationPictures``).
 
     Args:
         save_images: how many validation images to draw per validation (rank 0's first ones).
-        mask_resize: how the feature-grid mask is brought to the truth's size: nearest or
-            bilinear (> 0.5, the official code's way).
         metrics_file: name of the JSON file in the run folder, or an absolute path; None writes none.
     """
 
-    def __init__(self, save_images: int = 8, mask_resize: Resize = "nearest",
-                 metrics_file: str | None = "metrics.json") -> None:
+    def __init__(self, save_images: int = 8, metrics_file: str | None = "metrics.json") -> None:
         self.pictures = ValidationPictures(save_images)
         self.save_images = save_images
-        self.mask_resize = mask_resize
         self.metrics_file = metrics_file
-        self.metrics = ForgeryLocalizationMetrics()
         self.record: dict[str, Any] = empty_record()
         self.run_dir = Path(".")
         self._started = 0.0
@@ -86,8 +134,6 @@ class ClusterEvaluator(Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn != "fit":  # `validate` reports its own pass, not a checkpoint's history
             self.record = {**empty_record(), "extractor": self.record.get("extractor")}
-        self.metrics = self.metrics.to(pl_module.device)  # synced across ranks where the model is
-        self.metrics.reset()
         self.pictures.start()
         self._started = time.perf_counter()
 
@@ -95,32 +141,21 @@ class ClusterEvaluator(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
         batch_idx: int, dataloader_idx: int = 0,
     ) -> None:
-        if not outputs or "features" not in outputs:
-            return
-        scorer = Scorer.of(pl_module, self.mask_resize)
-        scored = scorer.score(batch, scorer.cluster(outputs["features"]))
-        for item in scored:
-            if item.truth is not None:
-                self.metrics.update(item.mask, item.truth)
-        self.pictures.add(self.run_dir, trainer, batch, scored)
+        if isinstance(outputs, Clustered):
+            self.pictures.add(self.run_dir, trainer, pl_module, batch, outputs)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        values = {k: float(v) for k, v in self.metrics.compute().items()}
-        self.metrics.reset()
-        values["score"] = (values["f1"] + values["iou"]) / 2
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        values = dict(getattr(pl_module, "validation_scores", {}))
+        if not values:
+            return
         values["cluster_seconds"] = time.perf_counter() - self._started
-        step = pl_module.model_step() if hasattr(pl_module, "model_step") else trainer.global_step
-        entry = {"epoch": trainer.current_epoch, "step": step, **values}
+        entry = {"epoch": trainer.current_epoch, "step": model_step(trainer, pl_module), **values}
         if trainer.sanity_checking:
             if trainer.global_step == 0:  # a resumed run's sanity check is no untrained score
                 self.record["untrained"] = entry
                 self._log_untrained(trainer, values)
                 log.info("untrained model: F1 %.4f over %d images", values["f1"], values["images"])
         else:
-            pl_module.log_dict(
-                {f"val/{k}": values[k] for k in VALIDATION_METRICS}, prog_bar=True,
-                sync_dist=True,  # already synced; this only tells Lightning so
-            )
             if trainer.state.fn == "fit":
                 self.record["history"].append(entry)
             best = self.record["best"]

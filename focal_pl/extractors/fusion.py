@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from focal_pl.checkpoint_io import read_submodule
+from focal_pl.files.checkpoint import read_submodule
 from focal_pl.extractors.base import Extractor
 
 

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from focal_pl.losses.base import PixelLoss
 
-from focal_pl.masks import downsample_mask
+from focal_pl.losses.targets import downsample_mask
 
 
 class PixelBCELoss(PixelLoss):

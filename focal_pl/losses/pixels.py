@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from focal_pl.masks import downsample_mask
+from focal_pl.losses.targets import downsample_mask
 
 
 def flatten_pixels(features: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:

@@ -44,19 +44,19 @@ class BreakWrite(Callback):
         self.seen = 0
 
     def setup(self, trainer, pl_module, stage):
-        import focal_pl.checkpoint_io as checkpoint_io
+        import focal_pl.files.checkpoint as checkpoint_file
 
-        original = checkpoint_io._open_for_write
+        original = checkpoint_file._open_for_write
 
-        def opener(path: Path):
-            handle = original(path)
-            if path.name.startswith(f".{self.name}."):
+        def opener(handle, target: Path):
+            handle = original(handle, target)
+            if target.name == self.name:
                 self.seen += 1
                 if self.seen == self.nth:
                     return _Breaking(handle, self.mode)
             return handle
 
-        checkpoint_io._open_for_write = opener
+        checkpoint_file._open_for_write = opener
 
 
 class FillDisk(Callback):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from focal_pl.atomic import write_atomic
+from focal_pl.files.atomic import write_atomic
 from focal_pl.data.shards.format import JOURNAL, PLAN
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from focal_pl.data.items import prepare_item, problem, skipped_item
+from focal_pl.data.items import Item, prepare_item, problem, skipped_item
 from focal_pl.data.shards.reader import ChunkProblem, ShardFolder, ShardSource, decode_sample, sample_name
 from focal_pl.data.shards.schedule import MixSchedule, ScheduleSampler
 from focal_pl.data.splits import draw_held_out
@@ -26,7 +26,7 @@ class StreamItem:
         self.image_size = image_size
         self.augment = augment
 
-    def __call__(self, sample: dict[str, Any], seed: int | None = None) -> dict[str, Any]:
+    def __call__(self, sample: dict[str, Any], seed: int | None = None) -> Item:
         try:
             image, mask, meta = decode_sample(sample)
         except Exception as error:  # noqa: BLE001 - reported by the training process, once per item
@@ -63,7 +63,7 @@ class ShardStream:
             target = self.folders[f]
             yield f, int(target.starts[c]) + offset % target.chunks[c].items
 
-    def __getitem__(self, key: tuple[int, int, int, int]) -> dict[str, Any]:
+    def __getitem__(self, key: tuple[int, int, int, int]) -> Item:
         epoch, position, folder, item = key
         problems: list[tuple[str, str]] = []
         for f, candidate in self._candidates(folder, item):
@@ -74,10 +74,10 @@ class ShardStream:
                 continue
             seed = hash((self.seed, epoch, position)) if self.transform.augment is not None else None
             result = self.transform(sample, seed)
-            if "image" in result:
-                result.update(skipped=len(problems), problems=problems)
+            if result.usable:
+                result.skipped, result.problems = len(problems), problems
                 return result
-            problems += result["problems"]
+            problems += result.problems
         return skipped_item(problems)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from focal_pl import __version__
-from focal_pl.atomic import write_atomic
+from focal_pl.files.atomic import write_atomic
 from focal_pl.data.decode import encode_png
 from focal_pl.data.items import problem
 from focal_pl.data.shards.format import (

@@ -1,0 +1,82 @@
+"""The README and docs/ as a newcomer uses them: the Python snippets run as pasted, every `focal-pl
+fit` line parses (with --print_config), every command named exists, every link leads somewhere,
+and the README stays short."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+
+from helpers.paths import ROOT
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def blocks(page: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", page.read_text(), re.S)
+
+
+def shell_lines(page: Path) -> list[str]:
+    """The commands of a page's bash blocks, continuation lines joined, comments dropped."""
+    lines = []
+    for block in blocks(page, "bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def test_the_readme_is_short():
+    assert len(README.read_text().splitlines()) <= 200
+
+
+def test_every_command_named_in_the_docs_exists():
+    from focal_pl.cli import COMMANDS
+
+    commands = {line.split()[1] for page in PAGES for line in shell_lines(page) if line.startswith("focal-pl ")}
+    assert commands, "no focal-pl command found in the docs"
+    unknown = sorted(c for c in commands if c not in COMMANDS)
+    assert not unknown, f"the docs name commands focal-pl does not have: {unknown}"
+
+
+FITS = sorted({line for page in PAGES for line in shell_lines(page) if line.startswith("focal-pl fit ")
+               and "--help" not in line and "--print_config" not in line})
+
+
+def test_every_fit_line_in_the_docs_parses(tmp_path, monkeypatch, capsys):
+    from focal_pl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert len(FITS) >= 5
+    failures = []
+    for line in FITS:
+        argv = [a.strip("'") for a in re.findall(r"'[^']*'|\S+", line)][1:]
+        argv = [a.replace("$RESUME", "") for a in argv if a != "$RESUME"]
+        try:
+            code = main([*argv, "--print_config"])
+        except SystemExit as stop:
+            code = stop.code or 0
+        printed = capsys.readouterr()
+        if code != 0:
+            failures.append(f"{line}\n  -> {printed.err.strip().splitlines()[-1:]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_link_and_results_file_named_exists():
+    missing = []
+    for page in PAGES:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)#]+)\)", text):
+            if "://" not in target and not (page.parent / target).exists():
+                missing.append(f"{page.name}: {target}")
+        for name in re.findall(r"benchmarks/results/([\w.-]+\.md)", text):
+            if not (ROOT / "benchmarks" / "results" / name).exists():
+                missing.append(f"{page.name}: benchmarks/results/{name}")
+        for name in re.findall(r"`(benchmarks/[\w-]+\.py)`", text):
+            if not (ROOT / name).exists():
+                missing.append(f"{page.name}: {name}")
+    assert not missing, missing
