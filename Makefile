@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	for c in fit validate test predict; do $(BIN)/focal-pl $$c --help >/dev/null; done  # help cache
+	$(BIN)/focal-pl --help >/dev/null; for c in fit validate test predict; do $(BIN)/focal-pl $$c --help >/dev/null; done  # help cache
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -19,12 +19,20 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/focal-pl fit --config demo.yaml
 
+# unit tests in this process (torch on both cores), then the integration tests (one process each:
+# commands, DDP, kills, full disks), two at a time; the time of each part and of the whole is printed
 test: setup
-	time $(BIN)/python -m pytest -q
+	@start=$$(date +%s); \
+	$(BIN)/python -m pytest -q tests/unit || exit $$?; \
+	unit=$$(date +%s); \
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/integration || exit $$?; \
+	end=$$(date +%s); \
+	echo "make test: unit $$((unit - start)) s, integration $$((end - unit)) s, in all $$((end - start)) s"
 
-# the quick loop: everything but the tests marked slow
+# the quick loop: the unit tests not marked slow
 test-quick: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	@start=$$(date +%s); $(BIN)/python -m pytest -q -m "not slow" tests/unit || exit $$?; \
+	echo "make test-quick: $$(( $$(date +%s) - start )) s"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -30,10 +30,16 @@ def env_main(args: Any) -> int:
         print(json.dumps(info, indent=1))
         return 0
     print(code_line())
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v))
+    versions = info["versions"]
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v and k not in ("cuda", "cudnn")))
     hw = info["hardware"]
     gpus = "; ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in hw["gpus"]) or "none"
-    print(f"machine: {hw['cpu']}, {hw['cpu_cores']} cores; GPUs: {gpus}; {hw['platform']}; host {hw['host']}")
+    # torch's CUDA version is the one it was built for, which a machine without a GPU has too
+    build = f"torch built for CUDA {versions['cuda']}" if versions.get("cuda") else "torch built for the CPU only"
+    if hw["gpus"] and versions.get("cudnn"):
+        build += f", cuDNN {versions['cudnn']}"
+    print(f"machine: {hw['cpu']}, {hw['cpu_cores']} cores; GPUs: {gpus} ({build}); {hw['platform']}; "
+          f"host {hw['host']}")
     return 0
 
 

@@ -124,16 +124,6 @@ def test_stopped_and_failed_runs_say_so_and_runs_lists_them(finished, tmp_path):
     assert next(r for r in rows if r["version"] == finished.name)["best_score"] == pytest.approx(best)
 
 
-def test_env_prints_the_code_versions_and_machine():
-    out = focal("env")
-    assert out.returncode == 0
-    first, second, third = out.stdout.splitlines()[:3]
-    assert first.startswith("focal-pl ") and (git_head() is None or git_head()[:10] in first)
-    assert f"torch {torch.__version__.split('+')[0]}" in second and "lightning" in second and "scikit-learn" in second
-    assert third.startswith("machine: ") and f"{os.cpu_count()} cores" in third
-    assert json.loads(focal("env", "--json").stdout)["versions"]["torch"] == torch.__version__.split("+")[0]
-
-
 def test_results_tables_name_the_code_they_came_from():
     from focal_pl.training.provenance import versions_line
     from focal_pl.training.provenance import machine_line

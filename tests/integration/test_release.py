@@ -6,6 +6,7 @@ state dicts convert into the same format."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,32 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers.paths import ENV, TINY
+from focal_pl.cli import main
+from helpers.paths import TINY
 
 
-def focal(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "focal_pl", *args], capture_output=True, text=True, timeout=600,
-                          env=ENV, cwd=cwd)
+class Done:
+    """What a command in this process did: its exit code and what it wrote."""
+
+    def __init__(self, returncode: int, stdout: str = "", stderr: str = "") -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def focal(*args: str, cwd: Path | None = None, capfd=None) -> Done:
+    """``focal-pl ARGS`` in this process (from ``cwd``), its output captured with ``capfd``."""
+    before = os.getcwd()
+    if capfd is not None:
+        capfd.readouterr()
+    try:
+        os.chdir(cwd or before)
+        try:
+            code = main(list(args))
+        except SystemExit as stop:
+            code = stop.code or 0
+    finally:
+        os.chdir(before)
+    out = capfd.readouterr() if capfd is not None else None
+    return Done(code, out.out if out else "", out.err if out else "")
 
 
 def photos(folder: Path, n: int = 3) -> Path:
@@ -72,15 +93,15 @@ def test_the_release_file_is_weights_only_plain_data_with_a_card(released):
     assert "focal-pl predict --weights model.pt" in card and 'focal_pl.load("model.pt")' in card
 
 
-def test_predict_and_localize_with_the_release_give_the_checkpoints_masks(released, tmp_path):
+def test_predict_and_localize_with_the_release_give_the_checkpoints_masks(released, tmp_path, capfd):
     run, release = released
     folder = photos(tmp_path / "photos")
     data = json.dumps([{"class_path": "focal_pl.data.sources.ImageFolder", "init_args": {"root": str(folder)}}])
     by_ckpt = focal("predict", "--config", "demo.yaml", "--config", TINY, "--ckpt_path",
-                    str(next((run / "checkpoints").glob("best-*.ckpt"))), "--data.predict", data)
+                    str(next((run / "checkpoints").glob("best-*.ckpt"))), "--data.predict", data, capfd=capfd)
     assert by_ckpt.returncode == 0, by_ckpt.stderr[-2000:]
     by_release = focal("predict", "--weights", str(release), "--data.predict", data,
-                       "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), cwd=tmp_path)
+                       "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), cwd=tmp_path, capfd=capfd)
     assert by_release.returncode == 0, by_release.stderr[-2000:]
     first = next(run.glob("predict_*"))
     second = next((tmp_path / "runs" / "model").glob("predict_*"))  # named after the release file
@@ -99,33 +120,33 @@ def test_predict_and_localize_with_the_release_give_the_checkpoints_masks(releas
             assert score.shape == mask.shape and score.dtype == torch.uint8 and share == pytest.approx(a.mean())
 
 
-def test_test_with_a_release_reports_beside_its_checkpoint(released, tmp_path):
+def test_test_with_a_release_reports_beside_its_checkpoint(released, tmp_path, capfd):
     run, release = released
     sets = json.dumps([{"class_path": "focal_pl.data.SyntheticForgeries", "init_args": {"length": 3, "size": 64, "seed": 7}}])
     out = focal("test", "--weights", str(release), "--data.test", sets,
-                "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), cwd=tmp_path)
+                "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), cwd=tmp_path, capfd=capfd)
     assert out.returncode == 0, out.stderr[-2000:]
     ours = json.loads(next((tmp_path / "runs" / "model").glob("test_*/results.json")).read_text())["results"]
     theirs = json.loads((run / "test_0" / "results.json").read_text())["results"]
     assert [e["f1"] for e in ours] == pytest.approx([e["f1"] for e in theirs])
 
 
-def test_bad_release_files_are_one_line(released, tmp_path):
+def test_bad_release_files_are_one_line(released, tmp_path, capfd):
     run, release = released
     checkpoint = str(next((run / "checkpoints").glob("best-*.ckpt")))
     for given, expected in ((checkpoint, "not a focal-pl release"), (str(tmp_path / "none.pt"), "does not exist")):
-        out = focal("predict", "--weights", given, cwd=tmp_path)
+        out = focal("predict", "--weights", given, cwd=tmp_path, capfd=capfd)
         said = [line for line in out.stderr.splitlines() if line.strip()]
         assert out.returncode == 2 and len(said) == 1 and said[0].startswith("focal-pl predict: weights: "), said
         assert expected in said[0]
-    out = focal("predict", "--weights", str(release), "--ckpt_path", checkpoint, cwd=tmp_path)
+    out = focal("predict", "--weights", str(release), "--ckpt_path", checkpoint, cwd=tmp_path, capfd=capfd)
     assert out.returncode == 2 and "not both" in out.stderr
-    out = focal("export", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.pt"))
+    out = focal("export", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.pt"), capfd=capfd)
     assert out.returncode == 2 and "does not exist" in out.stderr
 
 
 @pytest.mark.parametrize("kind", ["vit", "hrnet"])
-def test_official_focal_weights_convert_to_a_release(kind, tmp_path):
+def test_official_focal_weights_convert_to_a_release(kind, tmp_path, capfd):
     """State dicts in the official layout (DataParallel's ``module.``, FOCAL_ViT's ``net.`` + SAM's
     ``image_encoder.`` with its prompt encoder; FOCAL_HRNet's ``net.`` + the pose HRNet), made here
     from small models: the release rebuilds the extractor with exactly those weights."""
@@ -135,7 +156,8 @@ def test_official_focal_weights_convert_to_a_release(kind, tmp_path):
     source, state = official_vit() if kind == "vit" else official_hrnet()
     official = tmp_path / f"FOCAL_{kind}_weights.pth"
     torch.save(state, official)
-    out = focal("export", "--official", str(official), "--out", str(tmp_path / "official.pt"), "--image-size", "64")
+    out = focal("export", "--official", str(official), "--out", str(tmp_path / "official.pt"), "--image-size", "64",
+                capfd=capfd)
     assert out.returncode == 0, out.stderr[-2000:]
     release = read_release(tmp_path / "official.pt")
     extractor = release["model"]["init_args"]["extractor"]

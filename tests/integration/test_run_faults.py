@@ -4,21 +4,18 @@ the previous checkpoint whole, and damaged or foreign checkpoint files are named
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
 import re
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
+from helpers.disks import small_disk
 from helpers.paths import ENV, TINY
 
 
@@ -133,20 +130,6 @@ def test_a_write_error_is_one_line_and_keeps_the_previous_checkpoint(tmp_path):
     assert step_of(checkpoints / "last.ckpt") == 4 and not list(checkpoints.glob(".*.tmp"))
 
 
-@contextlib.contextmanager
-def small_disk(path: Path, size: str = "3m", options: str = ""):
-    """A tmpfs of ``size`` at ``path`` (needs root and mount; the test is skipped without them)."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs", str(path)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (not root?); the write-error injection test covers it")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_file_and_the_free_space(tmp_path):
     with small_disk(tmp_path / "disk") as disk:
@@ -159,88 +142,6 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_free_space(tmp_path):
         assert "last.ckpt holds step 4" in line and "Traceback" not in out.stderr
         last = next(disk.glob("demo/version_*/checkpoints/last.ckpt"))
         assert step_of(last) == 4
-
-
-def test_a_read_only_run_root_is_one_line_before_anything_runs(tmp_path):
-    root = tmp_path / "ro"
-    root.mkdir()
-    if os.geteuid() == 0:  # root writes through permissions: a read-only filesystem instead
-        context = small_disk(root, "1m", ",ro")
-    else:
-        root.chmod(0o555)
-        context = contextlib.nullcontext(root)
-    with context:
-        out = run(root / "runs", "--trainer.max_steps", "2")
-        assert out.returncode == 2
-        assert errors(out) == [line for line in out.stderr.splitlines() if line.strip()]  # nothing else said
-        assert re.fullmatch(rf"focal-pl fit: run folder: cannot create (a folder in )?{re.escape(str(root))}/runs\S*: "
-                            r"(Read-only file system|Permission denied)", errors(out)[0]), errors(out)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("trained")
-    out = run(root, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2")
-    assert out.returncode == 0, out.stderr[-2000:]
-    return next(root.glob("demo/version_*/checkpoints/last.ckpt"))
-
-
-def damage_a_weight(source: Path, target: Path) -> None:
-    """Copy a checkpoint with 64 bytes inside its first weight tensor overwritten (the zip stays valid)."""
-    data = bytearray(source.read_bytes())
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    first = next(iter(checkpoint["state_dict"].values()))
-    raw = first.reshape(-1).view(torch.uint8).numpy().tobytes()
-    at = bytes(data).find(raw[:256])
-    assert at > 0
-    data[at:at + 64] = bytes(255 - b for b in data[at:at + 64])
-    target.write_bytes(bytes(data))
-    with zipfile.ZipFile(target) as archive:  # still a readable archive: only the check can tell
-        assert archive.namelist()
-
-
-@pytest.mark.parametrize("kind, expected", [
-    ("damaged", r"its weights or optimizer state do not match the sha256 stored when it was written"),
-    ("empty", r"is empty \(0 bytes\)"),
-    ("truncated", r"truncated or not a torch file"),
-    ("text", r"truncated or not a torch file|cannot be read as a checkpoint"),
-    ("weights", r"not a Lightning checkpoint \(no state_dict"),
-    ("folder", r"a folder without checkpoints/last.ckpt"),
-])
-def test_an_unusable_checkpoint_is_one_line_naming_it_before_any_folder(kind, expected, trained, tmp_path):
-    bad = tmp_path / "bad.ckpt"
-    if kind == "damaged":
-        damage_a_weight(trained, bad)
-    elif kind == "empty":
-        bad.write_bytes(b"")
-    elif kind == "truncated":
-        bad.write_bytes(trained.read_bytes()[: trained.stat().st_size // 2])
-    elif kind == "text":
-        bad.write_text("not a checkpoint\n")
-    elif kind == "weights":
-        torch.save({"extractor.head.weight": torch.zeros(2)}, bad)
-    else:
-        bad.mkdir()
-    runs = tmp_path / "runs"
-    for verb in ("validate", "test", "fit"):
-        out = run(runs, "--ckpt_path", str(bad), verb=verb)
-        said = [line for line in out.stderr.splitlines() if line.strip()]
-        assert out.returncode == 2 and len(said) == 1, (verb, out.stderr[-2000:])
-        assert said[0].startswith(f"focal-pl {verb}: ckpt_path: {bad}") and re.search(expected, said[0]), said
-        assert not runs.exists() or not [p for p in runs.rglob("*") if p.is_dir() and p.name != "demo"]
-
-
-def test_a_damaged_checkpoint_is_refused_when_loaded_from_python_too(trained, tmp_path):
-    from focal_pl.files.checkpoint import CheckpointError, read_checkpoint
-    from focal_pl.module import FocalModule
-
-    bad = tmp_path / "bad.ckpt"
-    damage_a_weight(trained, bad)
-    with pytest.raises(CheckpointError, match="do not match the sha256"):
-        read_checkpoint(bad)
-    assert FocalModule.load_from_checkpoint(trained, weights_only=True).trained_steps == 2
-    with pytest.raises(CheckpointError, match="bad.ckpt.*do not match the sha256"):
-        FocalModule.load_from_checkpoint(bad, weights_only=True)
 
 
 @pytest.mark.slow
@@ -271,45 +172,3 @@ def test_a_lost_ddp_peer_ends_the_other_in_bounded_time_with_one_line(how, tmp_p
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--data.batch_size", "0"], r"^data\.batch_size: batch_size must be >= 1, got 0$"),
-    (["--data.batch_size", "-2"], r"^data\.batch_size: batch_size must be >= 1, got -2$"),
-    (["--traner.max_steps", "3"], r"did you mean '--trainer\.max_steps'\?$"),
-    (["--model.init_args.clusterer.init_args.algorithm", "kmean"],
-     r"^model\.init_args\.clusterer\.init_args\.algorithm: Expected .*Got value: kmean$"),
-])
-def test_bad_values_are_one_line_naming_the_key(args, expected, tmp_path):
-    out = run(tmp_path, *args)
-    said = [line for line in out.stderr.splitlines() if line.strip()]
-    assert out.returncode == 2 and len(said) == 1, out.stderr[-2000:]
-    assert re.search(expected, said[0].split(": ", 1)[1]), said
-    assert not list(tmp_path.rglob("version_*"))
-
-
-@pytest.mark.parametrize("verb", ["fit", "test", "predict"])
-def test_an_empty_image_folder_is_one_line_before_any_folder(verb, tmp_path):
-    (tmp_path / "data" / "images").mkdir(parents=True)
-    (tmp_path / "data" / "masks").mkdir()
-    pairs = json.dumps([{"class_path": "focal_pl.data.sources.FolderPairs",
-                         "init_args": {"images": str(tmp_path / "data" / "images")}}])
-    photos = json.dumps([{"class_path": "focal_pl.data.sources.ImageFolder",
-                          "init_args": {"root": str(tmp_path / "data" / "images")}}])
-    out = run(tmp_path / "runs", "--run.allow_untrained", "true", "--data.train", pairs, "--data.test", pairs,
-              "--data.predict", photos, verb=verb)
-    said = [line for line in out.stderr.splitlines() if line.strip()]
-    assert out.returncode == 2 and len(said) == 1, out.stderr[-2000:]
-    split = {"fit": "train", "test": "test", "predict": "predict"}[verb]
-    assert said[0].startswith(f"focal-pl {verb}: data.{split}: ") and "no images found" in said[0]
-    assert str(tmp_path / "data" / "images") in said[0]
-    assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_dir() and p.name != "demo"]
-
-
-def test_validate_reports_the_step_the_checkpoint_was_trained_to(trained, tmp_path):
-    out = subprocess.run(command(tmp_path, "--ckpt_path", str(trained), "--trainer.enable_progress_bar", "null",
-                                 verb="validate"), capture_output=True, text=True, timeout=600, env=ENV)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "validation at step 2:" in out.stdout and "validation at step 0" not in out.stdout
-    assert f"validation of {trained} (step 2): macro F1" in out.stdout  # the summary names the model
-    assert "Validate metric" not in out.stdout  # Lightning's table only with --verbose true
-    record = json.loads(next(trained.parent.parent.glob("validate_0/metrics.json")).read_text())
-    assert record["final"]["step"] == 2
