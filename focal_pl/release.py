@@ -5,7 +5,8 @@ localizes forgeries in one call.
 weights_only=True)`` reads (tensors and plain data only, no pickled classes): the weights, the
 resolved model config, the training input size, the validation and test figures, and the
 provenance (``run.json``); and NAME.md beside it, the model card. ``focal_pl.load("NAME.pt")`` gives a
-``ReleasedModel``; ``mask, score_map, image_score = model.localize(image)``. The official FOCAL
+``ReleasedModel``; ``model.localize(image)`` gives a ``Localization`` (``.mask``, ``.score_map``,
+``.image_score``, NumPy at the image's own size). The official FOCAL
 release files (ViT and HRNet state dicts, ``module.net.`` prefixes) convert into the same format
 (``focal-pl export --official FILE``).
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from torch import Tensor
 
 from focal_pl.files.atomic import remove_stale_temporaries, write_atomic
 from focal_pl.files.checkpoint import atomic_save, read_checkpoint, weights_digest
+
+log = logging.getLogger(__name__)
 
 FORMAT = "focal-pl-release/1"
 TRAINING_ONLY = ("optimizer", "scheduler", "scheduler_interval", "monitor", "compile", "_instantiator")
@@ -243,7 +248,8 @@ def model_card(release: dict[str, Any], filename: str) -> str:
               "'[{class_path: focal_pl.data.sources.ImageFolder, init_args: {root: my_photos/}}]'",
               f"focal-pl test --weights {filename} --config data/test_sets.yaml", "```", "", "```python",
               "import focal_pl", "", f'model = focal_pl.load("{filename}")',
-              'mask, score_map, image_score = model.localize("photo.jpg")   # a path, a PIL image or an array',
+              'found = model.localize("photo.jpg")   # a path, a PIL image or an array',
+              "found.mask, found.score_map, found.image_score   # NumPy arrays at the photo's own size, a float",
               "```", "", "The file holds tensors and plain data only: `torch.load(path, weights_only=True)` reads it."]
     return "\n".join(lines) + "\n"
 
@@ -318,41 +324,79 @@ class ReleasedModel:
         return f"ReleasedModel({self.path!r}, {type(self.module.extractor).__name__}, image_size={self.image_size})"
 
     @torch.no_grad()
-    def localize(self, image: str | Path | Any, native: bool = False) -> tuple[Tensor, Tensor, float]:
-        """One image (a path, a PIL image, or an H x W x 3 array: uint8, or float in [0, 1]) ->
-        (bool mask H x W, uint8 score map H x W, image-level score = the predicted forged share),
-        at the image's own size, by the same scoring path as ``focal-pl predict``. ``native``: take
-        the features on tiles of the training size over the full-resolution image."""
+    def localize(self, image: str | Path | Any, native: bool = False) -> Localization:
+        """One image (a path, a PIL image, or an H x W (x 3 or 4) array: uint8, uint16, or float in
+        [0, 1]) -> its ``Localization`` at the image's own size (as it is shown: a photo's EXIF
+        orientation applied), by the same scoring path as ``focal-pl predict``. ``native``: take the
+        features on tiles of the training size over the full-resolution image."""
         from focal_pl.data.batch import collate
         from focal_pl.data.items import prepare_item
-        from focal_pl.evaluation.scoring import Scorer
 
         array = as_rgb_array(image)
         name = str(image) if isinstance(image, (str, Path)) else "image"
+        warn_if_small(name, array.shape[:2], self.image_size)
         item = prepare_item(array, np.zeros(array.shape[:2], np.uint8), name, None if native else self.image_size,
                             truth=False)
         module = self.module
         batch = collate([item], tile=self.image_size if native else None).to_device(module.device)
-        scorer = Scorer.of(module)
+        scorer = module.scorer
         scored = scorer.score(batch, scorer.cluster(module.features(batch)))[0]
-        return scored.image_mask, scored.image_score_map, float(scored.result.forged_share)
+        return Localization(scored.image_mask.numpy(), scored.image_score_map.numpy(),
+                            float(scored.result.forged_share))
+
+
+@dataclass
+class Localization:
+    """What ``ReleasedModel.localize`` finds in one image, at the image's own size (NumPy arrays).
+
+    Attributes:
+        mask: bool H x W, True where the image is predicted forged (``mask.mean()``: the forged share).
+        score_map: uint8 H x W, how forged each pixel looks (0-255: the cosine distance of its feature
+            to the pristine cluster's center, scaled per image).
+        image_score: the image-level score: the predicted forged share, in [0, 1].
+
+    It unpacks as a tuple too: ``mask, score_map, image_score = model.localize(path)``.
+    """
+
+    mask: np.ndarray
+    score_map: np.ndarray
+    image_score: float
+
+    def __iter__(self):
+        return iter((self.mask, self.score_map, self.image_score))
+
+
+def warn_if_small(name: str, size: tuple[int, int], image_size: int) -> bool:
+    """One warning line for an image whose short side is below ``MIN_SIDE`` (the model sees it
+    upscaled many times and its mask means little); True when it warned."""
+    from focal_pl.data.decode import small_image
+
+    said = small_image(name, size, image_size)
+    if said:
+        log.warning(said)
+    return bool(said)
 
 
 def as_rgb_array(image: Any) -> np.ndarray:
-    """A path, a PIL image or an array as a uint8 H x W x 3 RGB array."""
-    if isinstance(image, (str, Path)):
-        from focal_pl.data.decode import read_image
+    """A path, a PIL image or an array as a uint8 H x W x 3 RGB array, as the image is shown: a
+    file's or a PIL image's EXIF orientation applied; 16-bit data scaled to 8 bits; alpha dropped."""
+    from focal_pl.data.decode import read_image, to_rgb
 
-        return read_image(Path(image))
+    if isinstance(image, (str, Path)):
+        return read_image(Path(image), upright=True)
     if hasattr(image, "convert"):  # PIL
-        return np.asarray(image.convert("RGB"))
+        from PIL import ImageOps
+
+        return to_rgb(ImageOps.exif_transpose(image))
     array = np.asarray(image)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"an image must be H x W x 3 (RGB), got an array of shape {array.shape}")
     array = array[..., :3]
-    if array.dtype != np.uint8:
+    if array.dtype == np.uint16:
+        array = np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
+    elif array.dtype != np.uint8:
         array = np.clip(np.round(array.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(array)
 

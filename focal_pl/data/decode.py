@@ -73,6 +73,25 @@ def _open(source: str | Path | bytes, what: str) -> Image.Image:
     return image
 
 
+MIN_SIDE = 64  # below this many pixels on its short side an image is warned about (see small_image)
+
+
+def small_image(name: str, size: tuple[int, int], image_size: int) -> str | None:
+    """The warning for an image whose short side is below ``MIN_SIDE`` pixels: the model sees it
+    upscaled many times to ``image_size`` and what it finds there means little. None otherwise."""
+    height, width = size
+    if min(height, width) >= MIN_SIDE:
+        return None
+    return (f"{name}: {width} x {height} pixels is below the {MIN_SIDE} px the model needs on the short side; "
+            f"it is upscaled {image_size / min(height, width):.0f}x and its mask means little")
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """A decoded PIL image of any mode as uint8 H x W x 3 RGB (gray, 16-bit, float, palette,
+    RGBA, CMYK, ...)."""
+    return _to_rgb(image)
+
+
 def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit gray: scale to 8 bits
         array = np.asarray(image, dtype=np.float64)

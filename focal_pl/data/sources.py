@@ -81,12 +81,15 @@ def find_images(folder: Path, recursive: bool = True) -> list[Path]:
 
 
 def load_pair(entry: Entry, name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Decode an entry. A mask of another size is resized to the image (nearest) with a note, or
-    matched to the EXIF-rotated image when that is what it was drawn on."""
+    """Decode an entry. An image without a mask (a user's photo, a pristine or authentic one) is
+    turned as it is shown (its EXIF orientation applied); an image with a mask keeps its stored
+    pixel order, which its mask was drawn on: a mask of another size is resized to the image
+    (nearest) with a note, or matched to the EXIF-rotated image when that is what it was drawn on."""
     notes: list[str] = []
-    image = read_image(entry.image, name=str(entry.image))
     if entry.mask is None:
+        image = read_image(entry.image, name=str(entry.image), upright=True)
         return image, np.zeros(image.shape[:2], np.uint8), notes
+    image = read_image(entry.image, name=str(entry.image))
     mask = read_mask(entry.mask, entry.rule, name=str(entry.mask))
     if mask.shape != image.shape[:2]:
         if exif_orientation(entry.image) != 1:

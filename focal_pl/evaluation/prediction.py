@@ -32,6 +32,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from focal_pl.clustering.image_score import ImageScore
 from focal_pl.data.batch import Batch
+from focal_pl.data.decode import small_image
 from focal_pl.evaluation.masks import Resize
 from focal_pl.evaluation.pictures import to_uint8_image
 from focal_pl.evaluation.report import LEGEND
@@ -95,6 +96,8 @@ class PredictionWriter(BasePredictionWriter):
         self.skipped = 0
         self._lock_fd: int | None = None
         self._files = ImageFiles(Path("."))
+        self._image_size = 1024  # the model's input side (the data module's, at predict start)
+        self._warned: set[str] = set()  # small images said once
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
         self._started = 0.0
@@ -156,6 +159,8 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.rows, self._pending, self.skipped = [], [], 0
         self._files = ImageFiles(self.folder)
+        self._image_size = int(getattr(trainer.datamodule, "image_size", 1024) or 1024)
+        self._warned: set[str] = set()
         self._pool = ThreadPoolExecutor(self.host_threads) if self.host_threads else None
         self._started = time.perf_counter()
 
@@ -184,20 +189,26 @@ class PredictionWriter(BasePredictionWriter):
         for i, item in enumerate(scorer.score(batch, clustered)):
             scorer.measure(item)
             name = str(batch.name[i])
-            picture = self._original(name, batch.image, i, tuple(batch.size[i]))
+            said = small_image(name, tuple(batch.size[i]), self._image_size)
+            if said and name not in self._warned:
+                self._warned.add(name)
+                log.warning(said)
+            picture = self._original(name, batch.image, i, tuple(batch.size[i]), upright=not batch.truth[i])
             row = item.result.row()
             row.update(self._files.write(name, item.image_mask, item.image_score_map, picture))
             self.rows.append(row)
 
     @staticmethod
-    def _original(name: str, images: torch.Tensor | None, i: int, size: tuple[int, int]) -> np.ndarray:
-        """The image as the user sees it (re-read from its file), else the model input resized back."""
+    def _original(name: str, images: torch.Tensor | None, i: int, size: tuple[int, int],
+                  upright: bool = True) -> np.ndarray:
+        """The image as the user sees it (re-read from its file, turned by its EXIF orientation when it
+        has no mask, as the model saw it), else the model input resized back."""
         from focal_pl.data.decode import read_image
 
         path = Path(name)
         if path.is_file():
             try:
-                image = read_image(path)
+                image = read_image(path, upright=upright)
                 if image.shape[:2] == size:
                     return image
             except Exception:  # noqa: BLE001 - fall back to the model's input

@@ -58,7 +58,8 @@ def _raw_sample(source: ForgerySource, index: int) -> dict[str, bytes]:
     if isinstance(source, FileSource):
         entry = source.entry(index)
         _, mask, notes = load_pair(entry, source.name)  # validates: raises on bad input
-        upright = any("upright" in note for note in notes)
+        # turned as shown: an image without a mask, or one whose mask was drawn on it turned
+        upright = entry.mask is None or any("upright" in note for note in notes)
         return _sample(entry.image.read_bytes(), mask, str(entry.image), source.name, upright)
     image, mask, meta = source.load(index)
     name = str(meta.get("name", source.describe(index)))
