@@ -24,13 +24,13 @@ from focal_pl.training.budget import TrainingBudget
 from focal_pl.training.checkpoints import RunCheckpoint
 from focal_pl.training.distributed import PeerWatch
 from focal_pl.training.loggers import CSVLogger
-from focal_pl.training.progress import LogProgress
+from focal_pl.training.progress import CpuWarning, LogProgress
 from focal_pl.training.provenance import Provenance
 from focal_pl.training.quiet import quiet
 
 # every run's callbacks, in the order they act at the end of a validation (the record before the summary)
 RUN_CALLBACKS: tuple[type[Callback], ...] = (ValidationRecord, TestReport, PredictionWriter, TrainingBudget,
-                                             Provenance, PeerWatch, RunSummary, RunCheckpoint)
+                                             Provenance, PeerWatch, CpuWarning, RunSummary, RunCheckpoint)
 
 
 def run_callbacks(given: list[Callback], command: list[str] | None = None) -> list[Callback]:

@@ -81,6 +81,14 @@ def _run_files(checkpoint_path: Path) -> tuple[dict[str, Any] | None, list[dict[
     return config, tests
 
 
+def described(tests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The test report a model card shows: the newest that scored images with a ground truth (a test
+    on a folder of photos without masks scores none and describes nothing)."""
+    scored = [t for t in tests if any(e.get("forged_images") or e.get("authentic_images")
+                                      for e in t.get("results") or [])]
+    return scored[-1] if scored else None
+
+
 def build_release(checkpoint_path: Path) -> dict[str, Any]:
     """The release dict of a focal-pl checkpoint (weights, model config, input size, figures, provenance)."""
     checkpoint = read_checkpoint(checkpoint_path)
@@ -97,7 +105,7 @@ def build_release(checkpoint_path: Path) -> dict[str, Any]:
         "image_size": image_size,
         "extractor": record.get("extractor"),
         "figures": {"validation": {k: record.get(k) for k in ("untrained", "best", "final")},
-                    "test": tests[-1] if tests else None},
+                    "test": described(tests)},
         "provenance": provenance,
         "source": {"checkpoint": str(checkpoint_path.resolve()), "step": checkpoint.get("global_step"),
                    "weights_sha256": meta.get("weights_sha256")},
@@ -233,11 +241,14 @@ def model_card(release: dict[str, Any], filename: str) -> str:
                          f"{entry['f1_forged']:.4f}, IoU {entry['iou']:.4f} over {int(entry['images'])} images")
     test = figures.get("test")
     if test:
-        lines += ["", f"Test ({test.get('folder')}), macro F1 / IoU per set:", "", "| set | resolution | F1 | IoU |",
-                  "|---|---|---|---|"]
+        lines += ["", f"Test ({test.get('folder')}): macro F1 (the FOCAL paper's F1) and IoU of the forged class, "
+                  "means over each set's forged images:", "",
+                  "| set | forged images | authentic images | resolution | macro F1 | IoU |",
+                  "|---|---|---|---|---|---|"]
         for entry in test.get("results", []):
             if entry.get("degradation") == "none" and entry.get("forged_images"):
-                lines.append(f"| {entry['set']} | {entry['resolution']} | {entry['f1']:.3f} | {entry['iou']:.3f} |")
+                lines.append(f"| {entry['set']} | {entry['forged_images']} | {entry['authentic_images']} | "
+                             f"{entry['resolution']} | {entry['f1']:.3f} | {entry['iou']:.3f} |")
     if figures.get("published"):
         published = figures["published"]
         lines += ["", f"Published ({published['row']}, the paper's {published['table']}, macro F1): "

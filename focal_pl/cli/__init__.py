@@ -138,7 +138,8 @@ def run_tool(argv: list[str], name: str | None) -> int:
     try:
         return int(import_module(spec.module).run(options, config.command) or 0)
     except UsageError as error:
-        print(f"focal-pl {config.command}: {error}", file=sys.stderr)
+        for line in str(error).splitlines():  # each problem on a line of its own
+            print(f"focal-pl {config.command}: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"focal-pl {config.command}: interrupted", file=sys.stderr)

@@ -7,7 +7,7 @@ An ablation set is a YAML file::
     command: fit                  # or test: evaluate one --ckpt_path each way (clustering)
     base: [demo.yaml]
     paper: table_6_losses         # the paper's table the rows belong to (paper_results.yaml)
-    test: [data/casia_v1_sample.yaml]   # configs whose data.test sets every variant ends on
+    test: [data/synthetic_test.yaml]   # configs whose data.test sets every variant ends on
     variants:
       nce:
         row: NCE (original, [40])  # the paper's row name; `extra: true` for a row the paper has not
@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from focal_pl.cli.errors import UsageError
+from focal_pl.cli.preflight import check_commands
 from focal_pl.cli.runner import added_to_every_run, resolve_file, run_one, write_results
 from focal_pl.training.provenance import machine_line
 from focal_pl.cli.shipped import configs_dir, resolve_config
@@ -203,17 +204,29 @@ def run(args: Any, name: str) -> int:
     sets = [] if args.no_test else test_sets(args.test if args.test is not None else spec.get("test") or [])
     out = Path(args.out or Path("runs") / "ablations" / name)
     chosen = [label for label in variants if not args.only or label in args.only]
-    rows, lines = [], []
-    for number, label in enumerate(chosen, 1):
-        variant = variants[label]
-        command = [sys.executable, "-m", "focal_pl", subcommand, *base, *spec.get("args", []),
-                   *overrides(variant["set"]), *extra]
+    python = [sys.executable, "-m", "focal_pl"]
+
+    def commands(label: str) -> tuple[list[str], list[str]]:
+        """The variant's own command and the test of its checkpoint (without the checkpoint)."""
+        keys = [*base, *spec.get("args", []), *overrides(variants[label]["set"])]
+        command = [*python, subcommand, *keys, *extra]
         if subcommand == "test":
             command += ["--data.test=" + json.dumps(sets)] if sets else []
             if paper_table:
                 command += [f"--testing.paper_table={paper_table}", "--testing.paper_row=null"]
-        tester = [sys.executable, "-m", "focal_pl", "test", *base, *spec.get("args", []), *overrides(variant["set"]),
-                  *[a for a in extra if not a.startswith("--ckpt_path")]]
+        return command, [*python, "test", *keys, *[a for a in extra if not a.startswith("--ckpt_path")]]
+
+    if not args.dry_run:  # every variant's files and folders, before the first one trains for minutes
+        checked = [commands(label)[0][3:] for label in chosen]
+        if subcommand == "fit" and sets and chosen:
+            checked.append([*commands(chosen[0])[1][3:], "--data.test=" + json.dumps(sets)])
+        found = check_commands(checked)
+        if found:
+            raise UsageError("\n".join(found))
+    rows, lines = [], []
+    for number, label in enumerate(chosen, 1):
+        variant = variants[label]
+        command, tester = commands(label)
         shown = f"[{number}/{len(chosen)}] {label} ({variant['row']}{', extra' if variant['extra'] else ''})"
         if args.dry_run:
             print(f"{shown} -> {out / label}\n  {shlex.join(command)}")

@@ -66,9 +66,10 @@ def build_cli_class():
     from jsonargparse import ActionConfigFile, ArgumentError
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-    from focal_pl.cli import runfolders
+    from focal_pl.cli import preflight, runfolders
     from focal_pl.cli.errors import ConfigError, one_line
     from focal_pl.engine import progress_for, run_callbacks
+    from focal_pl.files.paths import collecting, missing_so_far, note_missing, start_collecting, stop_collecting
     from focal_pl.evaluation import PredictionWriter, TestReport, ValidationRecord
     from focal_pl.evaluation.prediction import PredictionFolderError
     from focal_pl.internals import option_names
@@ -142,15 +143,30 @@ def build_cli_class():
 
         # ------------------------------------------------------------ errors as one line
 
+        # Every missing file or folder the config names (data roots, shard folders, weights files) is
+        # noted while the config is parsed and its classes built (focal_pl.files.paths), and said
+        # together, one line each, before anything runs.
+
         def parse_arguments(self, parser, args) -> None:
+            start_collecting()
             try:
                 super().parse_arguments(parser, args)
             except ArgumentError as error:
-                raise ConfigError(one_line(error, None, option_names(parser), self.argv)) from error
+                self._refuse(one_line(error, None, option_names(parser), self.argv), error)
+
+        def _refuse(self, line: str | None = None, error: BaseException | None = None) -> None:
+            """Stop with the missing paths noted so far and ``line``, each on a line of its own; the
+            folders made for the command are taken back."""
+            runfolders.release_unused()
+            lines = list(dict.fromkeys([*stop_collecting(), *([line] if line else [])]))
+            raise ConfigError("\n".join(lines)) from error
 
         def instantiate_classes(self) -> None:
             try:
                 super().instantiate_classes()
+                if collecting() and missing_so_far():  # built with a path missing: refused, not run
+                    self._refuse()
+                stop_collecting()
                 ckpt = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
                 if ckpt:
                     runfolders.check_fits(self.model, Path(ckpt))
@@ -159,17 +175,15 @@ def build_cli_class():
                 raise
             except ValueError as error:
                 if str(error).startswith("ckpt_path:"):  # the checkpoint does not fit the model
-                    runfolders.release_unused()
-                    raise ConfigError(str(error)) from error
+                    self._refuse(str(error), error)
                 self._refused(error)
             except Exception as error:  # a constructor refused a value: name the key
                 self._refused(error)
 
         def _refused(self, error: BaseException) -> None:
-            runfolders.release_unused()
             config = self.config.get(self.config.get("subcommand") or "", self.config)
-            raise ConfigError(one_line(error, config.as_dict() if hasattr(config, "as_dict") else None,
-                                       argv=self.argv)) from error
+            self._refuse(one_line(error, config.as_dict() if hasattr(config, "as_dict") else None, argv=self.argv),
+                         error)
 
         # ------------------------------------------------------------ run folders and checkpoints
 
@@ -183,11 +197,17 @@ def build_cli_class():
                 config.budget.images = None
             if config.trainer.get("val_check_interval") is not None:
                 config.budget.validate_every = None
+            # every file and folder the resolved config names, all at once, before any folder is made
+            resolved = yaml.safe_load(self.parser.dump(self.config, skip_unset=False, format="yaml")) or {}
+            for line, path in preflight.missing(resolved.get(command, resolved)):
+                note_missing(line, path)
+            if missing_so_far():
+                self._refuse()
             try:
                 self._refuse_untrained(command, config)
                 self._place_run(command, config)
             except ValueError as error:
-                raise ConfigError(str(error)) from error
+                self._refuse(str(error), error)
 
         def _logger_args(self, config):
             logger = config.trainer.get("logger")
@@ -380,6 +400,7 @@ def run_lightning(argv: list[str]):
     from focal_pl.cli import runfolders
     from focal_pl.cli.errors import ConfigError
     from focal_pl.data import ForgeryDataModule
+    from focal_pl.files.paths import stop_collecting
     from focal_pl.module import FocalModule
     from focal_pl.training.quiet import quiet
 
@@ -402,12 +423,14 @@ def run_lightning(argv: list[str]):
         raise ConfigError(str(error)) from error
     except ConfigError as error:
         runfolders.release_unused()
-        print(f"focal-pl {argv[0]}: {error.message}", file=sys.stderr)
+        for line in error.message.splitlines():  # each problem on a line of its own
+            print(f"focal-pl {argv[0]}: {line}", file=sys.stderr)
         raise
     except BaseException:
         runfolders.release_unused()  # failed before writing anything: no empty folder stays behind
         raise
     finally:
+        stop_collecting()
         runfolders.release_locks()
 
 
@@ -428,7 +451,11 @@ def run_command(argv: list[str]) -> int:
         if found is None:
             raise
         code, line = found
-        if line:
+        from focal_pl.cli.runfolders import launch_rank
+        from focal_pl.training.stopping import FitStopped
+
+        # a stop is said once, by the launching rank (every rank stops at the same step)
+        if line and not (isinstance(error, FitStopped) and launch_rank() != 0):
             print(f"focal-pl {argv[0]}: {line}", file=sys.stderr, flush=True)
         return code
     return 0

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from focal_pl.cli.errors import UsageError
+from focal_pl.cli.preflight import check_commands
 from focal_pl.cli.runner import added_to_every_run, resolve_file, run_one, write_results
 from focal_pl.training.provenance import machine_line
 from focal_pl.cli.shipped import sweeps_dir
@@ -146,6 +148,10 @@ def run(args: Any, name: str) -> int:
     out = Path(args.out or Path("runs") / "sweeps" / name)
     metric = sweep.get("metric", {}).get("name", "val/f1")
     goal = sweep.get("metric", {}).get("goal", "maximize")
+    if not args.dry_run:  # every run's files and folders, before the first one trains for minutes
+        found = check_commands([(command_for(sweep, values) + extra)[3:] for values in runs])
+        if found:
+            raise UsageError("\n".join(found))
     rows, lines = [], []
     for i, values in enumerate(runs):
         command = command_for(sweep, values) + extra

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
+from focal_pl.files.paths import must_exist
 from focal_pl.data.decode import (
     COLUMBIA,
     INVERTED,
@@ -163,11 +164,9 @@ def distinct_items(source: ForgerySource) -> int:
 
 
 def _root(root: str | Path, what: str) -> Path:
-    """``root`` as an absolute path (messages and names then say where, whatever the working folder)."""
-    path = Path(root).expanduser().absolute()
-    if not path.exists():
-        raise FileNotFoundError(f"{what}: {path} does not exist")
-    return path
+    """``root`` as an absolute path (messages and names then say where, whatever the working folder);
+    ``FileNotFoundError`` naming it when it does not exist (``focal_pl.files.paths``)."""
+    return must_exist(root, what)
 
 
 def _index_by_stem(paths: list[Path]) -> dict[str, Path]:
@@ -478,6 +477,7 @@ class FaceForensics(FolderPairs):
     masks with the same file stems (``frames/`` + ``masks/``, searched recursively)."""
 
     name = "ffpp"
+    path_arguments = ("root",)  # frames and masks name subfolders of root
 
     def __init__(
         self, root: str, frames: str = "frames", masks: str = "masks", repeat: int = 1,

@@ -160,7 +160,32 @@ class TestReport(Callback):
             return
         write_report(self.folder, rows, meta, self.table)
         plots = plot_robustness(self.folder, self.table)
-        print(f"\nTest results ({len(rows)} images): {self.folder / 'results.md'}")
+        print(f"\nTest results ({scored_images(rows)}): {self.folder / 'results.md'}")
         print((self.folder / "results.md").read_text().split("\nColumns:")[0])
+        for line in unscored_sets(rows):
+            print(line)
         if plots:
             print("robustness plots: " + ", ".join(str(p) for p in plots))
+
+
+def scored_images(rows: list[dict[str, Any]]) -> str:
+    """``72 images`` (each image once, whatever the resolutions and degradations it was scored at),
+    with how many ways each was scored when more than one."""
+    images = len({(r["set"], r["name"]) for r in rows})
+    resolutions = len({r.get("resolution", "image") for r in rows})
+    degradations = len({r["degradation"] for r in rows})
+    ways = [f"{resolutions} resolutions"] * (resolutions > 1) + [f"{degradations} degradations"] * (degradations > 1)
+    return f"{images} images" + (f", each at {' x '.join(ways)}" if ways else "")
+
+
+def unscored_sets(rows: list[dict[str, Any]]) -> list[str]:
+    """A line for each set none of whose images has a ground truth: what it could not score."""
+    lines = []
+    for name in dict.fromkeys(r["set"] for r in rows):
+        own = [r for r in rows if r["set"] == name]
+        if not any(r["truth"] for r in own):
+            count = len({r["name"] for r in own})
+            lines.append(f"{name}: {count} images without a ground truth (no mask, not known authentic): no pixel "
+                         "metric, image AUC or false-alarm rate can be scored; their masks and score maps are in "
+                         "predictions/ (for a user's images, `focal-pl predict` writes overlays and a page)")
+    return lines

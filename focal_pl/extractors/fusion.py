@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from focal_pl.files.checkpoint import read_submodule
+from focal_pl.files.paths import must_exist
 from focal_pl.extractors.base import Extractor
 
 
@@ -38,6 +39,7 @@ def extractor_from_checkpoint(path: str) -> Extractor:
     the extractors package needs nothing from the training module for that.
     """
     file = Path(path).expanduser()
+    must_exist(file, "fusion member", f"fusion member {file} does not exist")
     if not file.is_file():
         raise FileNotFoundError(f"fusion member {file} does not exist")
     spec, state = read_submodule(file, "extractor")

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from focal_pl.files.paths import collecting, must_exist
+
 log = logging.getLogger(__name__)
 
 StateDict = dict[str, Tensor]
@@ -96,6 +98,9 @@ def load_weights(
     ``remap`` renames keys of a foreign layout first (e.g. SAM's ``mlp.lin1`` -> timm's ``mlp.fc1``).
     Raises ``ValueError`` naming the file when not a single tensor fits: that is the wrong file.
     """
+    must_exist(path, "weights file", f"weights file {Path(path).expanduser()} does not exist")
+    if collecting() and not Path(path).expanduser().is_file():  # said with the other missing files
+        return LoadReport(path=str(path))
     state = read_state_dict(path)
     if remap is not None:
         state = remap(state)

@@ -71,3 +71,50 @@ class LogProgress(Callback):
         step = model_step(trainer, pl_module)
         if score is not None and f1 is not None:
             print(f"validation at step {step}: score {float(score):.4f} (macro F1 {float(f1):.4f})", flush=True)
+
+
+GPU_SIZED_PARAMETERS = 5_000_000  # above this, or at GPU-sized inputs, a CPU fit of several ranks is warned about
+GPU_SIZED_INPUT = 512
+
+
+def cpu_step_seconds(pl_module: L.LightningModule, image_size: int, batch_size: int, probe: int = 128) -> float:
+    """A rough time of one training step of ``pl_module`` on this CPU process: one forward of a
+    ``probe`` px image, timed, scaled by the pixel ratio to ``image_size``, by 3 for the backward
+    pass and by the batch size."""
+    import time
+
+    import torch
+
+    was_training = pl_module.training
+    pl_module.eval()
+    try:
+        with torch.no_grad():
+            images = torch.rand(1, 3, probe, probe)
+            pl_module(images)  # the first call's one-off costs, outside the measure
+            start = time.perf_counter()
+            pl_module(images)
+            forward = time.perf_counter() - start
+    finally:
+        pl_module.train(was_training)
+    return forward * (image_size / probe) ** 2 * 3 * batch_size
+
+
+class CpuWarning(Callback):
+    """One line when a fit of a GPU-sized model (more than ``GPU_SIZED_PARAMETERS`` parameters, or
+    inputs of ``GPU_SIZED_INPUT`` px and more) runs on several CPU processes: what one step will take
+    there, estimated, so that minutes without a line are expected (or the run is moved to a GPU)."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size <= 1 or trainer.strategy.root_device.type != "cpu" or not trainer.is_global_zero:
+            return
+        datamodule = trainer.datamodule
+        image_size = int(getattr(datamodule, "image_size", 0) or 0)
+        parameters = sum(p.numel() for p in pl_module.parameters())
+        if parameters < GPU_SIZED_PARAMETERS and image_size < GPU_SIZED_INPUT:
+            return
+        batch = int(getattr(datamodule, "batch_size", 1) or 1)
+        seconds = cpu_step_seconds(pl_module, image_size or 128, batch)
+        print(f"focal-pl: {type(getattr(pl_module, 'extractor', pl_module)).__name__} ({parameters / 1e6:.1f} M "
+              f"parameters) at {image_size} px on {trainer.world_size} CPU processes: about {seconds:.0f} s per step "
+              f"of {batch} image(s) per process (estimated from one {128} px forward); a GPU is the place for it "
+              "(--trainer.accelerator gpu)", flush=True)

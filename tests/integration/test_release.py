@@ -89,7 +89,7 @@ def test_the_release_file_is_weights_only_plain_data_with_a_card(released):
     assert loaded["provenance"]["code"] == json.loads((run / "run.json").read_text())["code"]
     card = release.with_suffix(".md").read_text()
     assert "## Training" in card and "SyntheticForgeries synthetic-1 (16 items)" in card
-    assert f"validation, best (step {checkpoint['global_step']})" in card and "| synthetic-7 | grid |" in card
+    assert f"validation, best (step {checkpoint['global_step']})" in card and "| synthetic-7 | 3 | 0 | grid |" in card
     assert "focal-pl predict --weights model.pt" in card and 'focal_pl.load("model.pt")' in card
 
 

@@ -66,23 +66,27 @@ def test_a_run_folder_means_its_best_checkpoint_to_an_evaluation_and_its_last_to
     assert checkpoint_of(trained) == best  # export follows the same rule
 
 
-def test_a_list_form_stream_source_trains_and_its_readers_error_comes_through(shards, tmp_path, capfd):
+def test_a_list_form_stream_source_trains_and_missing_shard_folders_are_all_said(shards, tmp_path, capfd):
     root, _, _ = shards
     stream = json.dumps([{"class_path": "focal_pl.data.StreamingShards", "init_args": {"paths": [str(root / "out")]}}])
     cli = run_lightning(tiny_args("fit", tmp_path / "runs", "--data.train", stream, "--data.val_split", "2",
                                   "--data.val", "null", "--trainer.max_steps", "2", "--trainer.num_sanity_val_steps",
                                   "0", "--data.batch_size", "2"))
     assert cli.datamodule.stream is not None and cli.trainer.global_step == 2
-    missing = json.dumps([{"class_path": "focal_pl.data.StreamingShards", "init_args": {"paths": ["nowhere/x"]}}])
+    missing = json.dumps([{"class_path": "focal_pl.data.StreamingShards",
+                           "init_args": {"paths": [str(tmp_path / "nowhere")]}}])
     capfd.readouterr()
     assert main(tiny_args("fit", tmp_path / "other", "--data.train", missing)) == 2
     assert said(capfd.readouterr().err) == [
-        "focal-pl fit: data.train: nowhere/x: no such shard folder (make it with `focal-pl data shard`)"]
+        f"focal-pl fit: data.train.0.init_args.paths: StreamingShards shard folder {tmp_path / 'nowhere'} does not "
+        "exist (make it with `focal-pl data shard`)"]
     capfd.readouterr()
     assert main(["fit", "--config", "vit.yaml", "--config", "data/paper_mix.yaml",
                  "--trainer.logger.init_args.save_dir", str(tmp_path / "paper")]) == 2
-    assert said(capfd.readouterr().err)[-1].endswith("shards/sp_coco: no such shard folder (make it with "
-                                                     "`focal-pl data shard`)")
+    lines = said(capfd.readouterr().err)  # the six shard folders of the mix, each said, at once
+    assert len(lines) == 6 and all("shard folder" in line and "does not exist (make it with" in line for line in lines)
+    assert [line.split("/shards/")[1].split()[0] for line in lines] == ["sp_coco", "cm_coco", "cm_raise", "cm_c_raise",
+                                                                       "casia2", "imd2020"]
 
 
 def test_each_predict_gets_its_own_folder_and_a_given_one_is_never_mixed(trained, tmp_path, capfd):
@@ -195,3 +199,97 @@ def test_the_failure_line_names_a_whole_checkpoint_written_where_last_ckpt_faile
     torch.save({"global_step": 4, "state_dict": {}}, folder / "last.ckpt")
     callback.last_step = 4
     assert callback.describe_saved().endswith(f"also whole on disk: best-step=8.ckpt (step 8) in {folder}")
+
+
+def test_every_missing_file_a_config_names_is_said_at_once_before_anything_runs(tmp_path, capfd, monkeypatch):
+    """The paper's six test sets (none here), a weights file and a checkpoint that do not exist:
+    one line each, exit 2, no folder made, nothing built or read."""
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    code = main(["test", "--config", "vit.yaml", "--config", "data/test_sets.yaml", "--ckpt_path", "gone.ckpt",
+                 "--model.init_args.extractor.init_args.weights", "sam_vit_l.pth"])
+    lines = said(capfd.readouterr().err)
+    assert code == 2 and len(lines) == 8, lines
+    roots = [line.split(": ")[2].split(" root ")[0] for line in lines if " root " in line]
+    assert roots == ["Columbia", "Coverage", "CASIA", "NIST16", "MISD", "FaceForensics"]
+    assert f"focal-pl test: model.init_args.extractor.init_args.weights: SamViT weights file " \
+           f"{tmp_path / 'sam_vit_l.pth'} does not exist" in lines
+    assert f"focal-pl test: ckpt_path: {tmp_path / 'gone.ckpt'} does not exist" in lines
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_test_on_images_without_masks_says_what_it_cannot_score_and_the_card_shows_a_scored_one(trained, tmp_path,
+                                                                                                 capsys):
+    from focal_pl.release import export
+
+    sets = json.dumps([{"class_path": "focal_pl.data.SyntheticForgeries",
+                        "init_args": {"length": 4, "size": 64, "seed": 7, "authentic_fraction": 0.5}}])
+    run_lightning(tiny_args("test", tmp_path, "--ckpt_path", str(trained), "--data.test", sets))
+    scored = capsys.readouterr().out
+    assert "Test results (4 images, each at 2 resolutions)" in scored  # each image counted once
+    run_lightning(tiny_args("test", tmp_path, "--ckpt_path", str(trained), "--data.test",
+                            source(photos(tmp_path / "photos", 3))))
+    out = capsys.readouterr().out
+    assert "Test results (3 images, each at 2 resolutions)" in out
+    assert "images: 3 images without a ground truth" in out and "no pixel metric" in out
+    _, card = export(trained, tmp_path / "model.pt")
+    text = card.read_text()
+    newest = max(int(p.name.split("_")[1]) for p in trained.glob("test_*"))
+    assert f"Test (test_{newest - 1})" in text and "| synthetic-7 | " in text  # the scored test, not the last one
+
+
+def test_no_shipped_config_points_outside_the_package():
+    """A shipped config names only placeholders for the user's data (/data/..., shards/...) or what the
+    project makes itself: never a folder beside the developers' checkout."""
+    import yaml
+
+    from focal_pl.cli.preflight import named_paths
+    from focal_pl.cli.shipped import configs_dir, shipped_configs
+
+    for name in shipped_configs():
+        text = (configs_dir() / name).read_text()
+        assert ".." not in "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")), name
+        for key, _, path in named_paths(yaml.safe_load(text) or {}):
+            assert path.startswith(("/data/", "shards/")), (name, key, path)
+
+
+def test_a_gpu_sized_fit_on_several_cpu_processes_is_warned_about_with_a_step_estimate(capsys):
+    from types import SimpleNamespace
+
+    from focal_pl.extractors import ForensicCNN
+    from focal_pl.module import FocalModule
+    from focal_pl.training.progress import CpuWarning, cpu_step_seconds
+
+    module = FocalModule(ForensicCNN(width=8, depth=4, out_dim=8))
+    small = cpu_step_seconds(module, 128, 1)
+    assert 0 < small < cpu_step_seconds(module, 1024, 4)  # more pixels and images: longer
+    trainer = SimpleNamespace(world_size=4, is_global_zero=True, strategy=SimpleNamespace(root_device=SimpleNamespace(
+        type="cpu")), datamodule=SimpleNamespace(image_size=1024, batch_size=1))
+    CpuWarning().on_fit_start(trainer, module)
+    said = capsys.readouterr().out
+    assert "at 1024 px on 4 CPU processes: about" in said and "s per step" in said and said.count("\n") == 1
+    trainer.world_size = 1
+    CpuWarning().on_fit_start(trainer, module)
+    assert capsys.readouterr().out == ""  # one process: nothing to say
+
+
+def test_ablate_and_sweep_say_every_missing_path_before_the_first_run(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sets = tmp_path / "sets.yaml"
+    sets.write_text("data:\n  test:\n"
+                    "    - {class_path: focal_pl.data.sources.CASIA, init_args: {root: /nowhere/CASIA1}}\n"
+                    "    - {class_path: focal_pl.data.sources.Columbia, init_args: {root: /nowhere/Columbia}}\n")
+    capfd.readouterr()
+    assert main(["ablate", "losses", "--only", "nce", "scl_soft_image", "--test", str(sets),
+                 "--out", str(tmp_path / "out")]) == 2
+    lines = said(capfd.readouterr().err)
+    assert [line.split(": ", 2)[2] for line in lines] == ["CASIA root /nowhere/CASIA1 does not exist",
+                                                         "Columbia root /nowhere/Columbia does not exist"], lines
+    assert all(line.startswith("focal-pl ablate: data.test.") for line in lines)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()  # nothing trained
+    capfd.readouterr()
+    assert main(["sweep", "temperature", "--count", "2", "--out", str(tmp_path / "sweep"),
+                 "--data.train", '[{class_path: focal_pl.data.sources.FolderPairs, init_args: {images: /gone}}]']) == 2
+    lines = said(capfd.readouterr().err)
+    assert lines == ["focal-pl sweep: data.train.0.init_args.images: FolderPairs images folder /gone does not exist"]
+    assert not (tmp_path / "sweep").exists()

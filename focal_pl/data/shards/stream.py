@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from focal_pl.files.paths import must_exist
 from focal_pl.data.items import Item, prepare_item, problem, skipped_item
 from focal_pl.data.shards.reader import ChunkProblem, ShardFolder, ShardSource, decode_sample, sample_name
 from focal_pl.data.shards.schedule import MixSchedule, ScheduleSampler
@@ -108,8 +109,7 @@ class StreamingShards:
         if weights is not None and repeats is not None:
             raise ValueError("StreamingShards takes weights (shares) or repeats (times per item), not both")
         for path in paths:
-            if not Path(path).expanduser().is_dir():
-                raise FileNotFoundError(f"{path}: no such shard folder (make it with `focal-pl data shard`)")
+            must_exist(path, "shard folder", f"{path}: no such shard folder (make it with `focal-pl data shard`)")
         self.paths = [str(Path(p).expanduser()) for p in paths]
         self.weights = weights
         self.repeats = repeats
