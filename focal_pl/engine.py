@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.loggers import Logger
 
 from focal_pl.evaluation import PredictionWriter, RunSummary, TestReport, ValidationRecord
@@ -24,7 +24,7 @@ from focal_pl.training.budget import TrainingBudget
 from focal_pl.training.checkpoints import RunCheckpoint
 from focal_pl.training.distributed import PeerWatch
 from focal_pl.training.loggers import CSVLogger
-from focal_pl.training.progress import CpuWarning, LogProgress
+from focal_pl.training.progress import CpuWarning, LogProgress, RunProgressBar
 from focal_pl.training.provenance import Provenance
 from focal_pl.training.quiet import quiet
 
@@ -44,12 +44,16 @@ def run_callbacks(given: list[Callback], command: list[str] | None = None) -> li
 
 
 def progress_for(trainer_args: dict[str, Any], callbacks: list[Callback]) -> tuple[dict[str, Any], list[Callback]]:
-    """A log file gets a line every few steps and through evaluations (``LogProgress``), not a
-    progress bar redrawn on every step: where stdout is not a terminal and the bar was not turned
-    off, the bar is turned off and ``LogProgress`` added (every ``log_every_n_steps`` steps)."""
-    if sys.stdout.isatty() or trainer_args.get("enable_progress_bar") is False \
-            or any(isinstance(c, LogProgress) for c in callbacks):
+    """Progress as people expect it: on a terminal, Lightning's bars, the fit's counting the run's
+    budget (``RunProgressBar``: its ETA is the run's end); in a log file, a line every
+    ``log_every_n_steps`` steps and every half minute of an evaluation (``LogProgress``), each with
+    an ETA, instead of a bar redrawn on every step. Nothing is added where progress was turned off
+    or a progress callback is given."""
+    if trainer_args.get("enable_progress_bar") is False \
+            or any(isinstance(c, (LogProgress, ProgressBar)) for c in callbacks):
         return trainer_args, []
+    if sys.stdout.isatty():
+        return trainer_args, [RunProgressBar()]
     every = max(1, int(trainer_args.get("log_every_n_steps") or 50))
     return {**trainer_args, "enable_progress_bar": False}, [LogProgress(every=every)]
 

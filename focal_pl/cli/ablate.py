@@ -32,8 +32,7 @@ from typing import Any
 import yaml
 
 from focal_pl.cli.errors import UsageError
-from focal_pl.cli.preflight import check_commands
-from focal_pl.cli.runner import added_to_every_run, resolve_file, run_one, write_results
+from focal_pl.cli.runner import check_commands, added_to_every_run, resolve_file, run_one, write_results
 from focal_pl.training.provenance import machine_line
 from focal_pl.cli.shipped import configs_dir, resolve_config
 

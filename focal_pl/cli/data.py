@@ -79,7 +79,7 @@ def _check_one(task: tuple[S.ForgerySource, int]) -> tuple[str, str, str]:
 
 def check(sources: list[S.ForgerySource], workers: int = 1, limit: int | None = None) -> dict[str, Any]:
     """Decode every distinct item; return counts, problems and notes per source."""
-    from tqdm import tqdm
+    from focal_pl.data.progress import tracked
 
     report: dict[str, Any] = {"sources": []}
     for source in sources:
@@ -87,9 +87,9 @@ def check(sources: list[S.ForgerySource], workers: int = 1, limit: int | None = 
         tasks = [(source, i) for i in range(count if limit is None else min(count, limit))]
         if workers > 1:
             with get_context("spawn").Pool(workers) as pool:
-                results = list(tqdm(pool.imap(_check_one, tasks, chunksize=8), total=len(tasks), desc=source.name))
+                results = list(tracked(pool.imap(_check_one, tasks, chunksize=8), len(tasks), source.name, "item"))
         else:
-            results = [_check_one(t) for t in tqdm(tasks, desc=source.name)]
+            results = [_check_one(t) for t in tracked(tasks, len(tasks), source.name, "item")]
         kinds = Counter(kind for _, kind, _ in results)
         report["sources"].append({
             "source": source.name,

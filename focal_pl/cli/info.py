@@ -105,4 +105,6 @@ def runs_main(args: Any) -> int:
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in shown:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    print("best_score: the best validation's score = (macro F1 + IoU) / 2, the official code's rule for the "
+          "best checkpoint")
     return 0

@@ -2,13 +2,12 @@
 (data roots, shard folders, list files, weights files, fused checkpoints, ``--ckpt_path``,
 ``--weights``) is looked up at once, so that all the problems are said together, one line each,
 before a process builds a model or reads a batch (``fit``, ``test``, ``validate``, ``predict``,
-``ablate`` and ``sweep`` run it), instead of one at a time after minutes of work.
+``ablate`` and ``sweep`` run it, through ``focal_pl.cli.runner.check_commands``), instead of one
+at a time after minutes of work.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 from typing import Any
 
@@ -76,35 +75,3 @@ def missing(config: dict[str, Any]) -> list[tuple[str, str]]:
 def problems(config: dict[str, Any]) -> list[str]:
     """One line per missing file or folder the config names."""
     return [line for line, _ in missing(config)]
-
-
-def resolved(argv: list[str]) -> dict[str, Any]:
-    """The config ``focal-pl ARGV`` resolves to (its ``--print_config``, parsed in this process: no
-    model is built, no folder made); ``ValueError`` with the command's own line when it does not
-    parse."""
-    import yaml
-
-    from focal_pl.cli.lightning import run_command
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = run_command([*argv, "--print_config"])
-        except SystemExit as stop:
-            code = stop.code or 0
-    if code:
-        said = [line for line in err.getvalue().splitlines() if line.strip()]
-        raise ValueError(said[-1] if said else f"focal-pl {argv[0]} exited {code}")
-    return yaml.safe_load(out.getvalue()) or {}
-
-
-def check_commands(commands: list[list[str]]) -> list[str]:
-    """The problems of every command (``focal-pl`` argument lists) an ablation or sweep will run,
-    each said once: what does not parse, and every missing file or folder."""
-    lines: list[str] = []
-    for argv in commands:
-        try:
-            lines += problems(resolved(argv))
-        except ValueError as error:
-            lines.append(str(error).split(": ", 1)[-1] if str(error).startswith("focal-pl ") else str(error))
-    return list(dict.fromkeys(lines))

@@ -5,6 +5,8 @@ set keeps its table."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shlex
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from focal_pl.cli.errors import UsageError
+from focal_pl.cli.preflight import problems
 from focal_pl.cli.shipped import find_shipped
 
 
@@ -77,3 +80,35 @@ def write_results(out: Path, stem: str, lines: list[str], rows: list[dict[str, A
 def added_to_every_run(extra: list[str]) -> str:
     """The table's line on the command-line arguments every run got on top of its own."""
     return "Arguments added to every run: " + (f"`{shlex.join(extra)}`" if extra else "none") + "."
+
+
+def resolved(argv: list[str]) -> dict[str, Any]:
+    """The config ``focal-pl ARGV`` resolves to (its ``--print_config``, parsed in this process: no
+    model is built, no folder made); ``ValueError`` with the command's own line when it does not
+    parse."""
+    import yaml
+
+    from focal_pl.cli.lightning import run_command
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = run_command([*argv, "--print_config"])
+        except SystemExit as stop:
+            code = stop.code or 0
+    if code:
+        said = [line for line in err.getvalue().splitlines() if line.strip()]
+        raise ValueError(said[-1] if said else f"focal-pl {argv[0]} exited {code}")
+    return yaml.safe_load(out.getvalue()) or {}
+
+
+def check_commands(commands: list[list[str]]) -> list[str]:
+    """The problems of every command (``focal-pl`` argument lists) an ablation or sweep will run,
+    each said once: what does not parse, and every missing file or folder."""
+    lines: list[str] = []
+    for argv in commands:
+        try:
+            lines += problems(resolved(argv))
+        except ValueError as error:
+            lines.append(str(error).split(": ", 1)[-1] if str(error).startswith("focal-pl ") else str(error))
+    return list(dict.fromkeys(lines))

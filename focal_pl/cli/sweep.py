@@ -20,8 +20,7 @@ from typing import Any
 import yaml
 
 from focal_pl.cli.errors import UsageError
-from focal_pl.cli.preflight import check_commands
-from focal_pl.cli.runner import added_to_every_run, resolve_file, run_one, write_results
+from focal_pl.cli.runner import check_commands, added_to_every_run, resolve_file, run_one, write_results
 from focal_pl.training.provenance import machine_line
 from focal_pl.cli.shipped import sweeps_dir
 
@@ -163,8 +162,10 @@ def run(args: Any, name: str) -> int:
         print(f"[{i + 1}/{len(runs)}] {values}", flush=True)
         rows.append({**run_one(command, out, label), "values": values})
         keys = list(sweep.get("parameters") or {})
+        defined = " (val/score = (macro F1 + IoU) / 2, what selects the best checkpoint)" \
+            if metric == "val/score" else ""
         lines = [f"# Sweep {name} ({path})", "", f"{len(rows)} of {len(runs)} runs, ranked by the best "
-                 f"{metric} ({goal}). " + machine_line(), "", added_to_every_run(extra), "",
+                 f"{metric}{defined} ({goal}). " + machine_line(), "", added_to_every_run(extra), "",
                  *table(rows, keys, metric, goal)]
         write_results(out, "sweep_results", lines, rows)  # after every run: an interrupted sweep keeps its table
     if args.dry_run:

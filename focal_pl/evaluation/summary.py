@@ -18,10 +18,19 @@ def parameters(count: int) -> str:
     return f"{count / 1e6:.2f} M parameters" if count >= 1e6 else f"{count:,} parameters"
 
 
+def shown(path: str | Path) -> str:
+    """A path as a person types it: relative to the working folder when it lies under it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
+
+
 def run_summary(record: dict[str, Any], run: Path, checkpoints: Any, metrics_file: Path | None,
                 skipped: int = 0) -> str:
     """The summary of a fit from its validation record (``ValidationRecord.record``)."""
-    lines = [f"\nRun folder: {run.resolve()}"]
+    lines = [f"\nRun folder: {shown(run)}"]
     if record.get("extractor"):
         lines.append(f"extractor: {record['extractor']['class']}, {parameters(record['extractor']['parameters'])}")
     lines.append("validation (clustering, image resolution): macro F1 | forged F1 | IoU | images")
@@ -35,11 +44,11 @@ def run_summary(record: dict[str, Any], run: Path, checkpoints: Any, metrics_fil
     for label in ("best", "last"):
         ckpt = getattr(checkpoints, f"{label}_model_path", "")
         if ckpt and Path(ckpt).is_file():
-            lines.append(f"checkpoint ({label}): {ckpt}")
+            lines.append(f"checkpoint ({label}): {shown(ckpt)}")
     if metrics_file is not None and metrics_file.is_file():
-        lines.append(f"metrics: {metrics_file}")
+        lines.append(f"metrics: {shown(metrics_file)}")
     if (run / "val_images").is_dir():
-        lines.append(f"pictures: {run / 'val_images'}")
+        lines.append(f"pictures: {shown(run / 'val_images')}")
     if skipped:
         lines.append(f"skipped {skipped} unreadable item(s) on this rank; the warnings above name them")
     return "\n".join(lines)

@@ -17,7 +17,8 @@ from focal_pl.evaluation.writer import ImageFiles, gather_rows
 from focal_pl.evaluation import paper
 from focal_pl.evaluation.report import TABLE_METRICS, aggregate, beside_paper, plot_robustness, write_report
 from focal_pl.evaluation.scoring import Clustered
-from focal_pl.evaluation.masks import Resize
+from focal_pl.evaluation.masks import Resize, resize_mask
+from focal_pl.evaluation.pictures import save_rgb, side_by_side
 from focal_pl.training.provenance import versions_line
 from focal_pl.training.runs import run_dir, safe_stem
 
@@ -48,6 +49,9 @@ class TestReport(Callback):
             has no threshold that holds across models and data (measured:
             benchmarks/results/real_forgeries.md); give one to have its accuracy.
         save_predictions: write each predicted mask and uint8 score map as PNG.
+        save_pictures: per set (and degradation), draw this many images with a ground truth as
+            image / truth / prediction / score-map strips with their macro F1 and IoU
+            (``pictures/<set>/``, at each image's own resolution).
         output_dir: where to write (default: the run folder; ``focal-pl test`` with a checkpoint
             makes one beside the trained run, ``<run>/test_K``).
         paper_row: the paper's row this model stands beside: ``auto`` (by its extractor: SamViT ->
@@ -65,6 +69,7 @@ class TestReport(Callback):
         image_score: ImageScore = "forged_share",
         image_threshold: float | None = None,
         save_predictions: bool = True,
+        save_pictures: int = 8,
         output_dir: str | None = None,
         paper_row: str | None = "auto",
         paper_table: str = paper.MAIN_TABLE,
@@ -82,6 +87,10 @@ class TestReport(Callback):
         default = 0.0 if image_score == "forged_share" else None
         self.image_threshold = default if image_threshold is None else image_threshold
         self.save_predictions = save_predictions
+        if save_pictures < 0:
+            raise ValueError(f"testing.save_pictures must be >= 0, got {save_pictures}")
+        self.save_pictures = save_pictures
+        self._drawn: dict[tuple[str, str], int] = {}
         self.output_dir = output_dir
         self.paper_row = paper_row
         self.paper_table = paper_table
@@ -96,7 +105,7 @@ class TestReport(Callback):
             self.folder = Path(self.output_dir) if self.output_dir else base
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.rows, self._files = [], ImageFiles(self.folder)
+        self.rows, self._files, self._drawn = [], ImageFiles(self.folder), {}
 
     def _set(self, trainer: L.Trainer, index: int) -> tuple[str, str]:
         sets = getattr(trainer.datamodule, "test_sets", None)
@@ -111,13 +120,30 @@ class TestReport(Callback):
         set_name, degradation = self._set(trainer, dataloader_idx)
         scorer = replace(pl_module.scorer, mask_resize=self.mask_resize, image_method=self.image_score)
         for resolution in RESOLUTIONS[self.resolution]:  # clustered once by the module, scored at each
-            for item in scorer.score(batch, outputs, resolution, set_name, degradation):
+            for i, item in enumerate(scorer.score(batch, outputs, resolution, set_name, degradation)):
                 result = scorer.measure(item)
                 if self.save_predictions:
                     folder = Path("predictions", safe_stem(set_name), safe_stem(degradation), resolution)
                     files = self._files.write(result.name, item.mask, item.score, folder=folder)
                     result.mask_file, result.score_file = files["mask_file"], files["score_file"]
+                if resolution == "image" and item.truth is not None and trainer.is_global_zero:
+                    self._picture(batch, i, item, set_name, degradation)
                 self.rows.append({**result.row(), "resolution": resolution})
+
+    def _picture(self, batch: Any, i: int, item: Any, set_name: str, degradation: str) -> None:
+        """The strip of one image with a truth, while its set has fewer than ``save_pictures``."""
+        drawn = self._drawn.get((set_name, degradation), 0)
+        if drawn >= self.save_pictures:
+            return
+        self._drawn[(set_name, degradation)] = drawn + 1
+        size = tuple(batch.image[i].shape[-2:])
+        caption = f"{Path(item.result.name).name}  macro F1 {item.result.f1:.3f}  IoU {item.result.iou:.3f}"
+        strip = side_by_side(batch.image[i], resize_mask(item.truth, size), resize_mask(item.mask, size),
+                             item.score, caption=caption)
+        folder = self.folder / "pictures" / safe_stem(set_name) / (safe_stem(degradation) if degradation != "none"
+                                                                   else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        save_rgb(folder / f"{drawn:02d}_{safe_stem(item.result.name)}.png", strip)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         rows = gather_rows(self.rows, trainer)

@@ -334,7 +334,7 @@ def test_configs_lists_every_shipped_file_with_a_whole_sentence(tmp_path):
     paths = [configs_dir() / n for n in shipped_configs()] + sorted(sweeps_dir().glob("*.yaml"))
     for path in paths:
         said = description(path)
-        assert said and said[-1] in ".:", f"{path.name}: {said!r} is not a whole sentence"
+        assert said and said[-1] == ".", f"{path.name}: {said!r} is not a whole sentence"
     two_lines = tmp_path / "x.yaml"
     two_lines.write_text("# One sentence over\n# two lines. And a second.\n#   focal-pl fit --config x.yaml\nk: 1\n")
     assert description(two_lines) == "One sentence over two lines."

@@ -16,7 +16,20 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def blocks(page: Path, language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", page.read_text(), re.S)
+    """The fenced blocks of a page in ``language`` ("" for the plain ones), each fence paired with
+    its own closing one."""
+    found, current, inside = [], [], None
+    for line in page.read_text().splitlines():
+        if line.startswith("```"):
+            if inside is None:
+                inside, current = line[3:].strip(), []
+            else:
+                if inside == language:
+                    found.append("\n".join(current) + "\n")
+                inside = None
+        elif inside is not None:
+            current.append(line)
+    return found
 
 
 def shell_lines(page: Path) -> list[str]:
@@ -80,3 +93,26 @@ def test_every_link_and_results_file_named_exists():
             if not (ROOT / name).exists():
                 missing.append(f"{page.name}: {name}")
     assert not missing, missing
+
+
+def normalized(lines: list[str]) -> list[str]:
+    """A summary's lines with what changes from run to run (numbers, paths, the extractor) made alike."""
+    out = []
+    for line in lines:
+        line = re.sub(r"\S*/\S*", "PATH", line)
+        line = re.sub(r"\d[\d,.]*", "N", line)
+        out.append(re.sub(r"extractor: \w+", "extractor: X", line))
+    return out
+
+
+def test_the_readmes_demo_output_is_what_a_fit_prints(tmp_path, monkeypatch, capsys):
+    from focal_pl.cli.lightning import run_lightning
+    from helpers.paths import tiny_args
+
+    block = next(b for b in blocks(README, "") if b.startswith("Run folder:"))
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    run_lightning(tiny_args("fit", Path("runs")))
+    printed = capsys.readouterr().out
+    summary = printed[printed.index("Run folder:"):].strip().splitlines()
+    assert normalized(summary) == normalized(block.strip().splitlines()), "\n".join(summary)

@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "losses": set(),
     "clustering": set(),
     "extractors": {"files"},
-    "training": {"files", "internals"},
+    "training": {"files", "internals", "data"},  # data: its progress lines
     "evaluation": {"files", "data", "clustering", "training"},
     "module": {"files", "data", "losses", "clustering", "extractors", "training", "evaluation"},
     "engine": {"training", "evaluation"},

@@ -204,11 +204,14 @@ def test_log_progress_says_what_a_log_file_needs(tmp_path, capsys):
     module = FocalModule(tiny(), clusterer=Clusterer(min_cluster_size=0.05))
     trainer = L.Trainer(max_steps=4, val_check_interval=2, check_val_every_n_epoch=None, num_sanity_val_steps=-1,
                         default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[LogProgress(every=2, validation_seconds=0.0)])
+                        enable_model_summary=False, callbacks=[LogProgress(every=2, evaluation_seconds=0.0)])
     trainer.fit(module, synthetic_data())
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("validating the untrained model: 1 batches")
-    assert [line.split()[1] for line in lines if line.startswith("step ")] == ["2/4", "4/4"]
+    assert lines[0].startswith("validating the untrained model (--trainer.num_sanity_val_steps 0 skips it): 1 batches")
+    steps = [line for line in lines if line.startswith("step ")]
+    assert [line.split()[1] for line in steps] == ["2/4", "4/4"]
+    assert "ETA" in steps[0] and "ETA" not in steps[1]  # the time to the end of the budget, while there is one
     validations = [line.split(":")[0] for line in lines if line.startswith("validation at step")]
     assert validations == ["validation at step 2", "validation at step 4"]
-    assert any(line.startswith("  validation batch 1 (") for line in lines)
+    assert any(line.startswith("  validation batch 1/1 (") for line in lines)
+    assert all("score = (macro F1 + IoU) / 2" in line for line in lines if line.startswith("validation at step"))

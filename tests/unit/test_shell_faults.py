@@ -227,6 +227,10 @@ def test_a_test_on_images_without_masks_says_what_it_cannot_score_and_the_card_s
     run_lightning(tiny_args("test", tmp_path, "--ckpt_path", str(trained), "--data.test", sets))
     scored = capsys.readouterr().out
     assert "Test results (4 images, each at 2 resolutions)" in scored  # each image counted once
+    strips = sorted((trained / "test_0" / "pictures" / "synthetic-7").glob("*.png"))
+    assert len(strips) == 4 and strips[0].name.startswith("00_synthetic-7")
+    with Image.open(strips[0]) as strip:  # image | truth | prediction | score map, captioned
+        assert strip.width == 4 * 256 + 3 * 4
     run_lightning(tiny_args("test", tmp_path, "--ckpt_path", str(trained), "--data.test",
                             source(photos(tmp_path / "photos", 3))))
     out = capsys.readouterr().out

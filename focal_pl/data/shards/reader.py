@@ -232,9 +232,10 @@ def inspect_shards(path: str | Path, verify: bool = True, progress: bool = False
         return {"folder": str(folder_path), "chunks": 0, "items": 0, "bad_chunks": [], "problems": problems}
     problems += folder.notes
     bad = []
-    from tqdm import tqdm
+    from focal_pl.data.progress import tracked
 
-    for number in tqdm(range(len(folder.chunks)), desc="verifying chunks", unit="chunk", disable=not progress):
+    numbers = range(len(folder.chunks))
+    for number in tracked(numbers, len(numbers), "verifying chunks", "chunk") if progress else numbers:
         reason = folder.check_chunk(number)
         if reason is not None:
             bad.append(folder.chunks[number].name)

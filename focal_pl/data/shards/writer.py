@@ -323,9 +323,9 @@ def _results(tasks: _Tasks, todo: range, workers: int) -> Iterator[tuple[int, by
 
 
 def _progress(total: int, enabled: bool, done: int = 0):
-    from tqdm import tqdm
+    from focal_pl.data.progress import progress
 
-    return tqdm(total=total, initial=done, unit="img", desc="sharding", disable=not enabled)
+    return progress(total, "sharding", "img", initial=done, enabled=enabled)
 
 
 def _finish(output: Path, sources: Sequence[ForgerySource], journal: Journal, chunk_bytes: int) -> dict[str, Any]:
