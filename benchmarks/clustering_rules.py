@@ -8,15 +8,13 @@ Two kinds of input:
 
     python benchmarks/clustering_rules.py [--checkpoint runs/demo/version_0/checkpoints/last.ckpt]
 
-Writes benchmarks/results/clustering_rules.json (settings, machine, every row) and prints the tables;
-the prose is in benchmarks/results/clustering_rules.md.
+Writes benchmarks/results/clustering_rules.json and prints the tables; the page is hand-written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,9 +22,9 @@ import torch
 from focal_pl.clustering import Clusterer
 from focal_pl.evaluation.masks import resize_mask
 from focal_pl.evaluation.metrics import pixel_scores
-from focal_pl.training.provenance import machine, machine_line
 
-RESULTS = Path(__file__).parent / "results"
+from common import table, write_result
+
 RULES = [(noise, single) for single in (False, True) for noise in ("nearest", "forged", "pristine")]
 
 
@@ -105,15 +103,12 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
         rows.append({"input": label, "rule": "k-means (k = 2), for reference",
                      **evaluate(maps, Clusterer("kmeans"))})
-    info = machine()
-    (RESULTS / "clustering_rules.json").write_text(json.dumps({"machine": info, "maps": args.maps,
-                                                               "checkpoint": args.checkpoint, "rows": rows}, indent=1))
-    lines = [machine_line(info), ""]
+    lines = []
     for label in inputs:
-        lines += [f"{label}:", "", "| rule | forged F1 | false-alarm rate | false-alarm area |", "|---|---|---|---|"]
-        lines += [f"| {r['rule']} | {r['forged_f1']:.3f} | {r['false_alarm_rate']:.3f} | {r['false_alarm_area']:.3f} |"
-                  for r in rows if r["input"] == label] + [""]
-    print("\n".join(lines))
+        lines += [f"{label}:", "", *table(["rule", "forged F1", "false-alarm rate", "false-alarm area"], (
+            (r["rule"], *(f"{r[k]:.3f}" for k in ("forged_f1", "false_alarm_rate", "false_alarm_area")))
+            for r in rows if r["input"] == label)), ""]
+    write_result("clustering_rules", {"maps": args.maps, "checkpoint": args.checkpoint, "rows": rows}, lines)
 
 
 if __name__ == "__main__":

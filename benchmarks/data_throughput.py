@@ -4,17 +4,14 @@
 
 One process (= one DataLoader worker) reads every item: JPEG photos resized to 1024 x 1024 with a
 forged-region mask, stored as files (``FolderPairs``) and as shards of the same bytes, read as
-training reads them (``ShardFolder``: each chunk's sha256 verified when first opened).
-Writes benchmarks/results/data_throughput.json (settings, machine, figures) and prints the table;
-the prose is in benchmarks/results/data_throughput.md.
+training reads them (``ShardFolder``: each chunk's sha256 verified when first opened); best of 2 passes.
+Writes benchmarks/results/data_throughput.json and prints the table; the page is hand-written.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +23,8 @@ from focal_pl.data.shards import ShardFolder, StreamItem, write_shards
 from focal_pl.data.sources import FolderPairs
 from focal_pl.data.synthetic import PhotoPool, random_region
 from focal_pl.data.transforms import Augmentations
-from focal_pl.training.provenance import machine, machine_line
 
-RESULTS = Path(__file__).parent / "results"
+from common import table, times, write_result
 
 
 def make_folder(root: Path, count: int, pool: str | None) -> FolderPairs:
@@ -43,16 +39,6 @@ def make_folder(root: Path, count: int, pool: str | None) -> FolderPairs:
     return FolderPairs(str(root / "images"))
 
 
-def rate(fn, count: int, repeats: int = 2) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(count):
-            fn(i)
-        best = min(best, time.perf_counter() - start)
-    return count / best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=48)
@@ -60,26 +46,23 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        source = make_folder(root / "folder", args.images, args.pool)
-        write_shards([source], root / "shards", progress=False)
-        shards = ShardFolder(root / "shards")
-        augment = Augmentations(pad_to=1024)
-        plain = ForgeryDataset([source], 1024)
-        augmented = ForgeryDataset([source], 1024, augment=augment)
+        source = make_folder(Path(tmp) / "folder", args.images, args.pool)
+        write_shards([source], Path(tmp) / "shards", progress=False)
+        shards, augment = ShardFolder(Path(tmp) / "shards"), Augmentations(pad_to=1024)
+        plain, augmented = ForgeryDataset([source], 1024), ForgeryDataset([source], 1024, augment=augment)
         from_shards, from_shards_aug = StreamItem(1024), StreamItem(1024, augment)
-        torch.manual_seed(0)
-        figures = {
-            "folder, decode + resize": rate(lambda i: plain[i], args.images),
-            "folder, decode + augment + resize": rate(lambda i: augmented[i], args.images),
-            "shards, decode + resize": rate(lambda i: from_shards(shards.read(i)), args.images),
-            "shards, decode + augment + resize": rate(lambda i: from_shards_aug(shards.read(i)), args.images),
+        paths = {
+            "folder, decode + resize": lambda i: plain[i],
+            "folder, decode + augment + resize": lambda i: augmented[i],
+            "shards, decode + resize": lambda i: from_shards(shards.read(i)),
+            "shards, decode + augment + resize": lambda i: from_shards_aug(shards.read(i)),
         }
-    info = machine()
-    (RESULTS / "data_throughput.json").write_text(json.dumps({"machine": info, "images": args.images, "pool": args.pool,
-                                                              "images_per_second_per_worker": figures}, indent=1))
-    print("\n".join([machine_line(info), "", "| path | images / s / worker |", "|---|---|",
-                     *(f"| {name} | {value:.1f} |" for name, value in figures.items())]))
+        torch.manual_seed(0)
+        figures = {name: args.images / min(times(lambda: [read(i) for i in range(args.images)], 2))
+                   for name, read in paths.items()}
+    write_result("data_throughput", {"images": args.images, "pool": args.pool,
+                                     "images_per_second_per_worker": figures},
+                 table(["path", "images / s / worker"], ((name, f"{v:.1f}") for name, v in figures.items())))
 
 
 if __name__ == "__main__":

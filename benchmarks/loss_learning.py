@@ -7,8 +7,8 @@ score is its sanity check), then HDBSCAN in one ``trainer.validate`` of the trai
     python benchmarks/loss_learning.py                       # the full grid (17 x 2 x 3 fits; about 2 h on 2 cores)
     python benchmarks/loss_learning.py --variants nce scl_within --seeds 0 --boundaries sharp --out /tmp/ll
 
-Writes benchmarks/results/<out>.json (settings, machine, every fit) and prints the table (mean ± std
-over seeds); the prose is in benchmarks/results/loss_learning.md.
+Writes benchmarks/results/<out>.json and prints the table (mean ± std over seeds); the pages are
+hand-written.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from focal_pl.evaluation import ValidationRecord
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
-from focal_pl.training.provenance import machine
 
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS, cpu_trainer, mean_std, table, write_result
+
 SCL = SoftContrastiveLoss
 # name -> (loss for a run of s steps, what it is)
 VARIANTS = {
@@ -75,13 +75,11 @@ def run(task: tuple[str, str, int, dict]) -> dict:
                          optimizer=functools.partial(torch.optim.Adam, lr=a["lr"]), scheduler=None)
     evaluator = ValidationRecord(save_images=0, metrics_file=None)
     with tempfile.TemporaryDirectory() as folder:
-        trainer = L.Trainer(accelerator="cpu", max_steps=a["steps"], val_check_interval=a["steps"],
-                            check_val_every_n_epoch=None, num_sanity_val_steps=-1, callbacks=[evaluator],
-                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, default_root_dir=folder)
+        trainer = cpu_trainer(folder, [evaluator], a["steps"], sanity=-1)
         start = time.perf_counter()
         trainer.fit(module, data)
-        seconds, untrained, kmeans = time.perf_counter() - start, evaluator.record["untrained"], evaluator.record["final"]
+        seconds = time.perf_counter() - start
+        untrained, kmeans = evaluator.record["untrained"], evaluator.record["final"]  # k-means: the fit's clusterer
         module.clusterer = Clusterer("hdbscan", min_cluster_size=0.05)
         trainer.validate(module, data, verbose=False)
     hdbscan = evaluator.record["final"]
@@ -92,20 +90,15 @@ def run(task: tuple[str, str, int, dict]) -> dict:
     return row
 
 
-def table(rows: list[dict], variants: list[str], boundaries: list[str]) -> list[str]:
+def tables(rows: list[dict], variants: list[str], boundaries: list[str]) -> list[str]:
     """Mean ± std (population) over seeds of k-means and HDBSCAN macro F1, per variant and boundary."""
-    def cell(variant: str, boundary: str, key: str) -> str:
-        values = [r[key] for r in rows if r["variant"] == variant and r["boundary"] == boundary]
-        spread = f" ± {statistics.pstdev(values):.3f}" if len(values) > 1 else ""
-        return f"{statistics.mean(values):.3f}{spread}" if values else "-"
-
     columns = [(b, key) for key in ("kmeans_f1", "hdbscan_f1") for b in boundaries]
     names = {"kmeans_f1": "k-means", "hdbscan_f1": "HDBSCAN"}
-    lines = ["| loss | what | " + " | ".join(f"{b} {names[k]} F1" for b, k in columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
-    lines += [f"| `{v}` | {VARIANTS[v][1]} | " + " | ".join(cell(v, b, k) for b, k in columns) + " |" for v in variants]
-    untrained = [r["untrained_kmeans_f1"] for r in rows]
-    return lines + ["", f"Untrained (k-means): {statistics.mean(untrained):.3f} (mean over every fit's start)."]
+    cells = [[f"`{v}`", VARIANTS[v][1], *(mean_std([r[k] for r in rows if r["variant"] == v and r["boundary"] == b])
+                                          for b, k in columns)] for v in variants]
+    untrained = statistics.mean(r["untrained_kmeans_f1"] for r in rows)
+    return [*table(["loss", "what", *(f"{b} {names[k]} F1" for b, k in columns)], cells), "",
+            f"Untrained (k-means): {untrained:.3f} (mean over every fit's start)."]
 
 
 def main() -> None:
@@ -128,9 +121,9 @@ def main() -> None:
     start = time.perf_counter()
     with ProcessPoolExecutor(args["jobs"], mp_context=get_context("spawn")) as pool:
         rows = list(pool.map(run, tasks))
-    info = {"machine": machine(), "settings": args, "wall_seconds": time.perf_counter() - start}
-    Path(f"{args['out']}.json").write_text(json.dumps({**info, "runs": rows}, indent=1))
-    print("\n".join(table(rows, args["variants"], args["boundaries"])))
+    out = Path(args["out"])
+    write_result(out.name, {"settings": args, "wall_seconds": time.perf_counter() - start, "runs": rows},
+                 tables(rows, args["variants"], args["boundaries"]), results=out.parent)
 
 
 if __name__ == "__main__":

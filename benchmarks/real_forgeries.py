@@ -14,8 +14,7 @@ masks on its logits), the heterogeneity image score, false alarms on the authent
     python benchmarks/real_forgeries.py --seeds 0 --methods scl ce --steps 20 --out /tmp/rf
 
 Reads the photos and the CASIA images from ../shared/data (``--pool``, ``--casia``). Writes
-benchmarks/results/<out>.json (settings, machine, every number per seed) and prints the tables
-(mean ± std over seeds); the prose is in benchmarks/results/real_forgeries.md.
+benchmarks/results/<out>.json and prints the tables (mean ± std over seeds); the page is hand-written.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,19 +32,18 @@ import lightning as L
 import numpy as np
 import torch
 
-from focal_pl.module import PixelClassifier
 from focal_pl.clustering import Clusterer
 from focal_pl.data import ForgeryDataModule, SyntheticForgeries
 from focal_pl.data.sources import CASIA
-from focal_pl.evaluation import ValidationRecord, TestReport
+from focal_pl.evaluation import TestReport, ValidationRecord
+from focal_pl.evaluation.metrics import pixel_scores
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
-from focal_pl.evaluation.metrics import pixel_scores
-from focal_pl.module import FocalModule
-from focal_pl.training.provenance import machine
+from focal_pl.module import FocalModule, PixelClassifier
 from focal_pl.training.schedulers import CosineToEnd
 
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS, cpu_trainer, mean_std, table, write_result
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 METHODS = {
     "scl": lambda: SoftContrastiveLoss(),
@@ -74,8 +71,7 @@ def test(module: FocalModule, data: ForgeryDataModule, folder: str, image_score:
     """``trainer.test`` on CASIA at image resolution: the set's numbers and every image's score."""
     report = TestReport(resolution="image", image_score=image_score, save_predictions=False, output_dir=folder,
                         paper_row=None)
-    L.Trainer(accelerator="cpu", callbacks=[report], logger=False, enable_progress_bar=False,
-              enable_model_summary=False, default_root_dir=folder).test(module, data, verbose=False)
+    cpu_trainer(folder, [report]).test(module, data, verbose=False)
     scores = {kind: [r["image_score"] for r in report.rows if r["authentic"] == (kind == "authentic")]
               for kind in ("authentic", "forged")}
     return {**{k: report.table[0][k] for k in METRICS}, "image_scores": scores}
@@ -99,10 +95,7 @@ def run(task: tuple[str, int, dict]) -> dict:
     evaluator = ValidationRecord(save_images=0, metrics_file=None)
     out = {"method": method, "seed": seed}
     with tempfile.TemporaryDirectory() as folder:
-        trainer = L.Trainer(accelerator="cpu", max_steps=a["steps"], val_check_interval=a["steps"],
-                            check_val_every_n_epoch=None, num_sanity_val_steps=0, callbacks=[evaluator],
-                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, default_root_dir=folder)
+        trainer = cpu_trainer(folder, [evaluator], a["steps"])
         start = time.perf_counter()
         trainer.validate(module, data, verbose=False) if method == "untrained" else trainer.fit(module, data)
         out.update(train_seconds=time.perf_counter() - start, synthetic_f1=evaluator.record["final"]["f1"])
@@ -124,30 +117,23 @@ def trivial_masks(root: str) -> dict:
 
 
 def tables(runs: list[dict], methods: list[str]) -> list[str]:
-    def stat(method: str, masker: str, key: str) -> str:
-        values = [r[masker][key] if masker else r[key] for r in runs if r["method"] == method and (
-            not masker or masker in r)]
-        spread = f" ± {statistics.pstdev(values):.3f}" if len(values) > 1 else ""
-        return f"{statistics.mean(values):.3f}{spread}" if values else "-"
+    def stat(method: str, masker: str | None, key: str) -> str:
+        return mean_std([r[masker][key] if masker else r[key] for r in runs
+                         if r["method"] == method and (not masker or masker in r)])
 
-    lines = ["| method | masks by | macro F1 | forged F1 | IoU | image AUC (heterogeneity) | false alarms | "
-             "false-alarm area | synthetic macro F1 |", "|---|---|---|---|---|---|---|---|---|"]
-    for m in methods:
-        own = "threshold" if m == "ce" else "hdbscan"
-        lines.append(f"| `{m}` | {own} | " + " | ".join(stat(m, own, k) for k in METRICS[:3]) + f" | "
-                     f"{stat(m, 'hdbscan', 'image_auc')} | " + " | ".join(stat(m, own, k) for k in METRICS[4:])
-                     + f" | {stat(m, None, 'synthetic_f1')} |")
-    lines += ["", "| method | HDBSCAN false alarms | k-means false alarms | HDBSCAN FA area | k-means FA area | "
-              "HDBSCAN forged F1 | k-means forged F1 |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| `{m}` | " + " | ".join(stat(m, c, k) for k in ("false_alarm_rate", "false_alarm_area", "f1_forged")
-                                       for c in ("hdbscan", "kmeans")) + " |" for m in methods]
-    lines += ["", "| method | heterogeneity, authentic q10 / q50 / q90 | forged q10 / q50 / q90 |", "|---|---|---|"]
-    for m in methods:
-        pooled = [[s for r in runs if r["method"] == m for s in r["hdbscan"]["image_scores"][kind]]
-                  for kind in ("authentic", "forged")]
-        lines.append(f"| `{m}` | " + " | ".join(" / ".join(f"{q:.3f}" for q in np.quantile(p, [0.1, 0.5, 0.9]))
-                                               for p in pooled) + " |")
-    return lines
+    own = {m: "threshold" if m == "ce" else "hdbscan" for m in methods}
+    lines = table(["method", "masks by", "macro F1", "forged F1", "IoU", "image AUC (heterogeneity)", "false alarms",
+                   "false-alarm area", "synthetic macro F1"],
+                  ([f"`{m}`", own[m], *(stat(m, own[m], k) for k in METRICS[:3]), stat(m, "hdbscan", "image_auc"),
+                    *(stat(m, own[m], k) for k in METRICS[4:]), stat(m, None, "synthetic_f1")] for m in methods))
+    lines += ["", *table(["method", "HDBSCAN false alarms", "k-means false alarms", "HDBSCAN FA area",
+                          "k-means FA area", "HDBSCAN forged F1", "k-means forged F1"],
+                         ([f"`{m}`", *(stat(m, c, k) for k in ("false_alarm_rate", "false_alarm_area", "f1_forged")
+                                       for c in ("hdbscan", "kmeans"))] for m in methods))]
+    quantiles = lambda m, kind: " / ".join(f"{q:.3f}" for q in np.quantile(  # noqa: E731
+        [s for r in runs if r["method"] == m for s in r["hdbscan"]["image_scores"][kind]], [0.1, 0.5, 0.9]))
+    return lines + ["", *table(["method", "heterogeneity, authentic q10 / q50 / q90", "forged q10 / q50 / q90"],
+                               ([f"`{m}`", quantiles(m, "authentic"), quantiles(m, "forged")] for m in methods))]
 
 
 def main() -> None:
@@ -170,11 +156,11 @@ def main() -> None:
     tasks = [(m, s, args) for s in args["seeds"] for m in args["methods"]]
     with ProcessPoolExecutor(args["jobs"], mp_context=get_context("spawn")) as pool:
         runs = list(pool.map(run, tasks))
-    meta = {"machine": machine(), "settings": args, "trivial": trivial_masks(args["casia"]),
-            "wall_seconds": time.perf_counter() - start}
-    Path(f"{args['out']}.json").write_text(json.dumps({**meta, "runs": runs}, indent=1))
-    print("\n".join(tables(runs, args["methods"])))
-    print("\n" + "; ".join(f"{k}: " + ", ".join(f"{m} {v:.3f}" for m, v in t.items()) for k, t in meta["trivial"].items()))
+    trivial = trivial_masks(args["casia"])
+    said = "; ".join(f"{k}: " + ", ".join(f"{m} {v:.3f}" for m, v in t.items()) for k, t in trivial.items())
+    out = Path(args["out"])
+    write_result(out.name, {"settings": args, "trivial": trivial, "wall_seconds": time.perf_counter() - start,
+                            "runs": runs}, [*tables(runs, args["methods"]), "", said], results=out.parent)
 
 
 if __name__ == "__main__":

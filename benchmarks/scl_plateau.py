@@ -6,16 +6,13 @@ of the validation callback before and after, and the mean training loss of the f
 
     python benchmarks/scl_plateau.py      # 12 fits of 300 steps, a few minutes on 2 cores
 
-Writes benchmarks/results/scl_plateau.json (settings, machine, every fit) and prints the table; the
-prose is in benchmarks/results/scl_plateau.md.
+Writes benchmarks/results/scl_plateau.json and prints the table; the page is hand-written.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import tempfile
-from pathlib import Path
 
 import cv2
 import lightning as L
@@ -30,9 +27,9 @@ from focal_pl.evaluation import ValidationRecord
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
-from focal_pl.training.provenance import machine
 
-RESULTS = Path(__file__).parent / "results"
+from common import cpu_trainer, table, write_result
+
 LOSSES = {
     "scl_within (default)": lambda: SoftContrastiveLoss(),
     "scl_hard": lambda: SoftContrastiveLoss(soft=False),
@@ -81,9 +78,7 @@ def run(name: str, padding: str) -> dict:
                          Clusterer("kmeans"), optimizer=functools.partial(torch.optim.Adam, lr=2e-3), scheduler=None)
     evaluator, curve = ValidationRecord(save_images=0, metrics_file=None), LossCurve()
     with tempfile.TemporaryDirectory() as folder:
-        L.Trainer(accelerator="cpu", max_steps=STEPS, val_check_interval=STEPS, check_val_every_n_epoch=None,
-                  num_sanity_val_steps=-1, callbacks=[evaluator, curve], logger=False, enable_checkpointing=False,
-                  enable_progress_bar=False, enable_model_summary=False, default_root_dir=folder).fit(module, data)
+        cpu_trainer(folder, [evaluator, curve], STEPS, sanity=-1).fit(module, data)
     return {"loss": name, "padding": padding, "f1_before": evaluator.record["untrained"]["f1"],
             "f1_after": evaluator.record["final"]["f1"], "loss_first_25": float(np.mean(curve.values[:25])),
             "loss_last_25": float(np.mean(curve.values[-25:]))}
@@ -94,12 +89,10 @@ def main() -> None:
     rows = [run(name, padding) for padding in ("zeros", "reflect") for name in LOSSES]
     settings = {"steps": STEPS, "batch": BATCH, "side": SIDE, "lr": 2e-3, "seed": 0, "val_images": 16,
                 "extractor": "ForensicCNN(width=16, depth=5, out_dim=16, stride=4)"}
-    (RESULTS / "scl_plateau.json").write_text(json.dumps({"machine": machine(), "settings": settings, "runs": rows},
-                                                         indent=1))
-    print("| loss | padding | F1 untrained | F1 after | loss, first 25 steps | loss, last 25 steps |\n"
-          "|---|---|---|---|---|---|")
-    print("\n".join(f"| {r['loss']} | {r['padding']} | {r['f1_before']:.3f} | {r['f1_after']:.3f} | "
-                    f"{r['loss_first_25']:.3f} | {r['loss_last_25']:.3f} |" for r in rows))
+    header = ["loss", "padding", "F1 untrained", "F1 after", "loss, first 25 steps", "loss, last 25 steps"]
+    keys = ("f1_before", "f1_after", "loss_first_25", "loss_last_25")
+    write_result("scl_plateau", {"settings": settings, "runs": rows},
+                 table(header, ((r["loss"], r["padding"], *(f"{r[k]:.3f}" for k in keys)) for r in rows)))
 
 
 if __name__ == "__main__":
