@@ -5,18 +5,16 @@
 1. A model: ``--weights NAME.pt`` (a release file), or the CPU demo trained here (``focal-pl fit --config
    demo.yaml``, ``--train-images`` of its budget) and exported (``focal-pl export``), in ``--work``.
 2. ``--images`` seeded splices at full size from the photos of ``--pool`` with a long side >= 1800 px: a
-   region of one photo (a square crop of random scale with a processing history of its own, as the
-   package's ``SyntheticForgeries`` makes them) pasted into another, the whole saved as JPEG 85-99, the
-   truth at the image's resolution.
-3. Each image through ``focal_pl.load(...).localize(image)`` squashed (resized to the training size,
-   the default) and with ``native=True`` (tiles at its own resolution): pixel macro F1, forged-class F1
-   and IoU (``focal_pl.evaluation.metrics.pixel_scores``) at the image's size, and the wall time of each call
-   (after one untimed call per mode: the first call pays the imports).
-4. Peak memory of native inference on a ``--megapixels`` photo (one of the pool upscaled to 3:2) on the
-   CPU, in a fresh process: its resident set before the call (VmRSS) and its peak (``ru_maxrss``) after.
+   region of one photo (a square crop with a processing history of its own, as ``SyntheticForgeries``
+   makes them) pasted into another, saved as JPEG 85-99, the truth at the image's resolution.
+3. Each image through ``focal_pl.load(...).localize(image)`` squashed (resized to the training size, the
+   default) and with ``native=True`` (tiles at its own resolution): macro F1, forged F1 and IoU at the
+   image's size, and the seconds of each call (after one untimed call per mode, which pays the imports).
+4. Native inference on a ``--megapixels`` photo (one of the pool upscaled to 3:2) on the CPU, in a fresh
+   process: its resident set before the call (VmRSS) and its peak (``ru_maxrss``) after.
 
-Writes benchmarks/results/native_resolution.json (figures, machine). The prose of native_resolution.md
-is written by hand; ``--table`` reprints the table block from the json.
+Writes benchmarks/results/native_resolution.json; the page is hand-written, ``--table`` reprints its
+table block from the json.
 """
 
 from __future__ import annotations
@@ -39,10 +37,10 @@ import focal_pl
 from focal_pl.clustering.core import pooled_size
 from focal_pl.data.synthetic import composite, jpeg, local_history, random_crop, random_region
 from focal_pl.evaluation.metrics import pixel_scores
-from focal_pl.training.provenance import machine, machine_line
 from focal_pl.release import as_rgb_array
 
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS, status_bytes, table, timed, write_result
+
 POOL = Path(__file__).resolve().parents[2] / "shared" / "data" / "pristine"
 
 
@@ -84,16 +82,10 @@ def cap(model: focal_pl.release.ReleasedModel, grid: int | None) -> dict:
     return {"clusterer": repr(clusterer), "max_points": clusterer.max_points, "grid": clusterer.grid}
 
 
-def timed(model, image: np.ndarray, native: bool) -> tuple[torch.Tensor, float]:
-    start = time.perf_counter()
-    mask, _, _ = model.localize(image, native=native)
-    return mask, time.perf_counter() - start
-
-
-def rss_mib() -> float:
-    """The process's resident set now (VmRSS of /proc/self/status), MiB."""
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
+def localize(model, image: np.ndarray, native: bool) -> tuple[torch.Tensor, float]:
+    """The mask of one ``localize`` call (a tensor) and its wall seconds."""
+    seconds, _, found = timed(lambda: model.localize(image, native=native))
+    return torch.from_numpy(found.mask), seconds
 
 
 def memory_child(args: argparse.Namespace) -> dict:
@@ -105,8 +97,8 @@ def memory_child(args: argparse.Namespace) -> dict:
     photo = as_rgb_array(args.pool / "lomiri-wallpapers" / "sunset_by_Aitzol_Berasategi.jpg")
     model.localize(photo[:512, :768], native=True)  # the first call's imports, outside the measure
     image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_CUBIC)
-    before, peak_before = rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    mask, seconds = timed(model, image, native=True)
+    before, peak_before = status_bytes("VmRSS") / 2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    mask, seconds = localize(model, image, native=True)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stride = int(model.module.extractor.stride)
     cells = [math.ceil(height / stride), math.ceil(width / stride)]
@@ -118,21 +110,19 @@ def memory_child(args: argparse.Namespace) -> dict:
             **setting}
 
 
-def table(report: dict) -> str:
-    lines = ["| image | size | squashed F1 / forged F1 / IoU | native F1 / forged F1 / IoU | squashed s | native s |",
-             "|---|---|---|---|---|---|"]
+def images_table(report: dict) -> str:
+    """Per image and on average: macro F1, forged F1 and IoU, and seconds, squashed and native."""
+    def cells(r: dict) -> list[str]:
+        return [" / ".join(f"{r[m][k]:.3f}" for k in ("f1", "f1_forged", "iou")) for m in ("squashed", "native")] + [
+            f"{r[m]['seconds']:.2f}" for m in ("squashed", "native")]
+
     rows = report["images"]
-    for r in rows:
-        s, n = r["squashed"], r["native"]
-        lines.append(f"| {r['name']} | {r['size'][1]} x {r['size'][0]} | {s['f1']:.3f} / {s['f1_forged']:.3f} / "
-                     f"{s['iou']:.3f} | {n['f1']:.3f} / {n['f1_forged']:.3f} / {n['iou']:.3f} | {s['seconds']:.2f} | "
-                     f"{n['seconds']:.2f} |")
     mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in ("f1", "f1_forged", "iou", "seconds")}
             for m in ("squashed", "native")}
-    s, n = mean["squashed"], mean["native"]
-    lines.append(f"| **mean** ({len(rows)}) | | {s['f1']:.3f} / {s['f1_forged']:.3f} / {s['iou']:.3f} | "
-                 f"{n['f1']:.3f} / {n['f1_forged']:.3f} / {n['iou']:.3f} | {s['seconds']:.2f} | {n['seconds']:.2f} |")
-    return "\n".join(lines)
+    return "\n".join(table(["image", "size", "squashed F1 / forged F1 / IoU", "native F1 / forged F1 / IoU",
+                            "squashed s", "native s"],
+                           [*([r["name"], f"{r['size'][1]} x {r['size'][0]}", *cells(r)] for r in rows),
+                            [f"**mean** ({len(rows)})", "", *cells(mean)]]))
 
 
 def main() -> None:
@@ -152,7 +142,7 @@ def main() -> None:
         print(json.dumps(memory_child(args)))
         return
     if args.table:
-        print(table(json.loads((RESULTS / "native_resolution.json").read_text())))
+        print(images_table(json.loads((RESULTS / "native_resolution.json").read_text())))
         return
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -169,8 +159,8 @@ def main() -> None:
                "size": list(image.shape[:2]), "forged_share": float(truth.mean())}
         for mode in ("squashed", "native"):
             if mode not in first:
-                first[mode] = timed(model, image, mode == "native")[1]
-            mask, seconds = timed(model, image, mode == "native")
+                first[mode] = localize(model, image, mode == "native")[1]
+            mask, seconds = localize(model, image, mode == "native")
             assert mask.shape == truth.shape, (mode, mask.shape, truth.shape)
             scores = pixel_scores(mask, torch.from_numpy(truth))
             row[mode] = {**{k: float(scores[k]) for k in ("f1", "f1_forged", "iou")}, "seconds": seconds}
@@ -184,10 +174,8 @@ def main() -> None:
               "model_validation": (model.figures.get("validation") or {}).get("best"),
               "first_call_seconds": first, "load_average": os.getloadavg(), "images": rows,
               "memory": json.loads(child.stdout.strip().splitlines()[-1]),
-              "total_seconds": time.perf_counter() - started, "machine": machine()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "native_resolution.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(machine_line(report["machine"]), table(report), json.dumps(report["memory"], indent=1), sep="\n\n")
+              "total_seconds": time.perf_counter() - started}
+    write_result("native_resolution", report, [images_table(report), "", json.dumps(report["memory"], indent=1)])
 
 
 if __name__ == "__main__":
