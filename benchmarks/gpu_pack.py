@@ -36,25 +36,20 @@ def download_wheels(target: Path) -> list[str]:
 
 def copy_real(shared: Path, target: Path) -> int:
     """The first images (with their masks and, for CASIA v1, as many authentic ones) of each sample set."""
-    copied = 0
+    copied = []
     for name, count in REAL.items():
         source = shared / name
         if not source.is_dir():
             continue
         images = sorted((source / "images").iterdir())[:count]
         stems = {p.stem for p in images}
-        for path in images + [m for m in sorted((source / "masks").iterdir()) if m.stem.removesuffix("_gt") in stems]:
+        masks = [m for m in sorted((source / "masks").iterdir()) if m.stem.removesuffix("_gt") in stems]
+        authentic = sorted((source / "authentic").iterdir())[:count] if (source / "authentic").is_dir() else []
+        for path in images + masks + authentic:
             out = target / name / path.parent.name / path.name
             out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, out)
-            copied += 1
-        if (source / "authentic").is_dir():
-            for path in sorted((source / "authentic").iterdir())[:count]:
-                out = target / name / "authentic" / path.name
-                out.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, out)
-                copied += 1
-    return copied
+            copied.append(shutil.copy2(path, out))
+    return len(copied)
 
 
 def main() -> None:

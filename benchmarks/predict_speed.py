@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from focal_pl.training.provenance import machine, machine_line
+from common import median_time, table, write_result
 
-RESULTS = Path(__file__).parent / "results"
 MODELS = {  # extractor overrides of vit.yaml
     "vit_l": [],
     "vit_b": ["--model.init_args.extractor.init_args.size", "base"],
@@ -33,14 +29,12 @@ MODELS = {  # extractor overrides of vit.yaml
 }
 
 
-def make_folder(root: Path, count: int, size: int) -> Path:
+def make_folder(root: Path, count: int, size: int) -> None:
     """``count`` random-texture JPEGs of ``size`` px (decode cost like real photos of that size)."""
     rng = np.random.default_rng(0)
     for i in range(count):
         base = rng.integers(0, 255, (size // 8, size // 8, 3), dtype=np.uint8)
-        picture = Image.fromarray(base).resize((size, size), Image.BILINEAR)
-        picture.save(root / f"img{i:04d}.jpg", quality=90)
-    return root
+        Image.fromarray(base).resize((size, size), Image.BILINEAR).save(root / f"img{i:04d}.jpg", quality=90)
 
 
 def predict_seconds(folder: Path, out: Path, args: argparse.Namespace, batch: int) -> float:
@@ -48,39 +42,29 @@ def predict_seconds(folder: Path, out: Path, args: argparse.Namespace, batch: in
     written (the model is built and on its device before: start-up is not per image)."""
     from focal_pl.cli.lightning import run_lightning
 
+    gpu = args.device == "cuda"
     argv = ["predict", "--config", "vit.yaml", *MODELS[args.model], "--run.allow_untrained", "true",
             "--model.init_args.extractor.init_args.img_size", str(args.size), "--data.image_size", str(args.size),
-            "--trainer.accelerator", "gpu" if args.device == "cuda" else "cpu",
-            "--trainer.precision", "bf16-mixed" if args.device == "cuda" else "32-true",
+            "--trainer.accelerator", "gpu" if gpu else "cpu", "--trainer.precision", "bf16-mixed" if gpu else "32-true",
             "--trainer.enable_progress_bar", "false",
             "--data.eval_batch_size", str(batch), "--data.num_workers", str(args.workers),
             "--data.predict", json.dumps([{"class_path": "focal_pl.data.sources.ImageFolder",
                                            "init_args": {"root": str(folder)}}]),
             "--prediction.output_dir", str(out), "--trainer.logger.init_args.save_dir", str(out)]
     cli = run_lightning(argv)
-    writer = next(c for c in cli.trainer.callbacks if type(c).__name__ == "PredictionWriter")
-    return writer.seconds
+    return next(c for c in cli.trainer.callbacks if type(c).__name__ == "PredictionWriter").seconds
 
 
 def feature_ms(args: argparse.Namespace) -> float:
-    """Median ms of the extractor alone on one image (eval, bf16 on the GPU)."""
+    """Median ms of the extractor alone on one image (eval, bf16 on the GPU; 3 warm-up calls, 5 timed)."""
     from focal_pl.extractors import SamViT
 
     size = {"vit_l": "large", "vit_b": "base", "tiny": "tiny"}[args.model]
     model = SamViT(size, img_size=args.size).to(args.device).eval()
     image = torch.rand(1, 3, args.size, args.size, device=args.device)
-    times = []
+    sync = torch.cuda.synchronize if args.device == "cuda" else None
     with torch.inference_mode(), torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"):
-        for i in range(8):
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(image)
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            if i >= 3:
-                times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        return 1000 * median_time(lambda: model(image), 5, warmup=3, sync=sync)
 
 
 def main() -> None:
@@ -105,21 +89,14 @@ def main() -> None:
                          "images_per_s": args.images / seconds, "ms_per_image": 1000 * seconds / args.images})
             print(json.dumps(rows[-1]), flush=True)
     features = feature_ms(args)
-    info = machine()
     stem = "predict_speed" + (f"_{args.tag}" if args.tag else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"machine": info, "args": vars(args), "rows": rows,
-                                                      "feature_ms": features}, indent=1))
-    lines = [f"# focal-pl predict, end to end ({stem})", "", machine_line(info), "",
-             f"{args.images} JPEGs of {args.size} px, model {args.model} (untrained), device {args.device}, "
-             f"{args.workers} loader workers. End to end = decode + resize + features + clustering on the "
-             "device + masks and overlays written (host threads). The extractor alone: "
-             f"{features:.1f} ms per image.", "",
-             "| batch | images/s | ms per image |", "|---|---|---|"]
-    lines += [f"| {r['batch']} | {r['images_per_s']:.2f} | {r['ms_per_image']:.1f} |" for r in rows]
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(stem, {"args": vars(args), "rows": rows, "feature_ms": features}, [
+        f"{args.images} JPEGs of {args.size} px, model {args.model} (untrained), device {args.device}, {args.workers} "
+        f"loader workers; the extractor alone: {features:.1f} ms per image.", "",
+        *table(["batch", "images/s", "ms per image"],
+               ((r["batch"], f"{r['images_per_s']:.2f}", f"{r['ms_per_image']:.1f}") for r in rows))],
+        title=f"focal-pl predict, end to end ({stem})")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
