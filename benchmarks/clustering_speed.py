@@ -2,22 +2,18 @@
 
     python benchmarks/clustering_speed.py [--threads 2] [--repeats 5] [--tie-maps 100] [--device cpu|cuda]
 
-1. The ratio: 64 x 64 x 256 maps (N = 4096, min_cluster_size 200, the project's defaults otherwise),
-   FOCAL-like (a pristine cluster, forged ones, 2% stray points) and trained-looking (a few tight
-   clusters in 10% noise). Per map, scikit-learn's ``HDBSCAN`` and ours (``mst="prim"``, the CPU
-   default) run interleaved, in alternating order, ``--repeats`` times each (the machine may be
-   shared: each pair of runs sees the same load); the ratio of the two medians per map, and the
-   median over maps. Labels must equal scikit-learn's: adjusted Rand index 1 and equal up to renaming.
-2. Where the time goes: the stages of the Prim path on one map, and the same for the path it replaced.
-3. 128 x 128 x 256 (N = 16,384, min_cluster_size 800): Prim (the N x N float32 bounds: 1 GiB) and
-   Boruvka by chunks within a memory budget (its peak resident memory measured in a fresh process,
-   against the formula), then the extrapolation to 256 x 256 (N = 65,536).
-4. Ties: over many small maps, how often each tree's partition differs from scikit-learn's, and
-   whether Boruvka's differences stay on the points the tie diagnostics flag.
+1. The ratio on 64 x 64 x 256 maps (N = 4096, min_cluster_size 200), FOCAL-like (a pristine cluster,
+   forged ones, 2% stray points) and trained-looking (tight clusters in 10% noise): scikit-learn's
+   ``HDBSCAN`` and ours (``mst="prim"``) run interleaved, in alternating order, ``--repeats`` times each
+   (a shared machine's load hits both alike); labels must equal scikit-learn's up to renaming.
+2. Where the time goes: the Prim path's stages on one map, and those of the path it replaced.
+3. 128 x 128 x 256 (N = 16,384): Prim (N x N float32 bounds) and Boruvka by chunks within a memory
+   budget (peak resident memory measured in a fresh process, against the formula); 256 x 256 extrapolated.
+4. Ties: over many small maps, how often each tree's partition differs from scikit-learn's, and whether
+   Boruvka's differences stay on the points the tie diagnostics (test code, ``tests/helpers``) flag.
 
-Writes benchmarks/results/clustering_speed.json and .md (CPU), clustering_speed_gpu.json and .md
-(CUDA: Boruvka on the device), with the machine. The tie diagnostics are test code
-(``tests/helpers/hdbscan_ties.py``); this script adds ``tests/`` to ``sys.path`` for them.
+Writes benchmarks/results/clustering_speed.json (CPU) or clustering_speed_gpu.json and .md (CUDA:
+Boruvka on the device) and prints the tables; the CPU page is hand-written.
 """
 
 from __future__ import annotations
@@ -40,14 +36,14 @@ from focal_pl.clustering import fast_hdbscan as fast
 from focal_pl.clustering.fast_hdbscan import arrays, core_distance, prim, sklearn_tree
 from focal_pl.clustering.fast_hdbscan import bounds as float32_bounds
 from focal_pl.clustering.fast_hdbscan import hdbscan_labels, hdbscan_labels_batch
-from focal_pl.training.provenance import machine as run_machine
-from focal_pl.training.provenance import machine_line
+from focal_pl.training.provenance import machine
+
+from common import median_time, status_bytes, table, timed, write_result
 
 # the tie diagnostics are test code, not the package's (section 4 needs them)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers.hdbscan_ties import ambiguous_points  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
 SIDE, DIM, SIZE = 64, 256, 200
 LARGE_SIDE, LARGE_SIZE = 128, 800
 KINDS = ("forged", "two_forged", "authentic", "trained_2", "trained_3", "trained_5")
@@ -101,71 +97,54 @@ def same(a: np.ndarray, b: np.ndarray, where=slice(None)) -> bool:
     return adjusted_rand_score(a, b) == 1.0 and np.array_equal(renamed(a), renamed(b))
 
 
-def timed(fn) -> tuple[float, float, object]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    return time.perf_counter() - wall, time.process_time() - cpu, out
-
-
-# ------------------------------------------------------------------ 1. the ratio
-
-
 def ratio(repeats: int) -> list[dict]:
     out = []
     hdbscan_labels(focal_like("forged", SIDE * SIDE, DIM, 99), SIZE, mst="prim")  # warm-up (imports, BLAS)
     for seed, kind in enumerate(KINDS):
         rows = focal_like(kind, SIDE * SIDE, DIM, seed)
-        ours, theirs, loads = [], [], [os.getloadavg()[0]]
-        labels = reference = None
+        calls = {"sklearn": lambda: HDBSCAN(min_cluster_size=SIZE, copy=True).fit_predict(rows),
+                 "ours": lambda: hdbscan_labels(rows, SIZE, mst="prim")}
+        runs, labels, loads = {"sklearn": [], "ours": []}, {}, [os.getloadavg()[0]]
         for r in range(repeats):
-            for who in (("sklearn", "ours") if r % 2 == 0 else ("ours", "sklearn")):
-                if who == "sklearn":
-                    wall, cpu, reference = timed(lambda: HDBSCAN(min_cluster_size=SIZE, copy=True).fit_predict(rows))
-                    theirs.append((wall, cpu))
-                else:
-                    wall, cpu, labels = timed(lambda: hdbscan_labels(rows, SIZE, mst="prim"))
-                    ours.append((wall, cpu))
+            for who in ("sklearn", "ours") if r % 2 == 0 else ("ours", "sklearn"):
+                wall, cpu, labels[who] = timed(calls[who])
+                runs[who].append((wall, cpu))
             loads.append(os.getloadavg()[0])
-        row = dict(map=kind, points=len(rows), clusters=int(reference.max() + 1), noise=int((reference == -1).sum()),
-                   sklearn_s=statistics.median(w for w, _ in theirs), sklearn_cpu_s=statistics.median(c for _, c in theirs),
-                   ours_s=statistics.median(w for w, _ in ours), ours_cpu_s=statistics.median(c for _, c in ours),
-                   ours_runs_s=[w for w, _ in ours], sklearn_runs_s=[w for w, _ in theirs],
-                   load_min=min(loads), load_max=max(loads), equal=same(reference, labels),
-                   identical=bool(np.array_equal(reference, labels)))
-        row["ratio"] = row["sklearn_s"] / row["ours_s"]
+        reference = labels["sklearn"]
+        row = dict(map=kind, points=len(rows), clusters=int(reference.max() + 1), noise=int((reference == -1).sum()))
+        for who, timings in runs.items():
+            walls = [w for w, _ in timings]
+            row.update({f"{who}_s": statistics.median(walls), f"{who}_runs_s": walls,
+                        f"{who}_cpu_s": statistics.median(c for _, c in timings)})
+        row.update(load_min=min(loads), load_max=max(loads), equal=same(reference, labels["ours"]),
+                   identical=bool(np.array_equal(reference, labels["ours"])), ratio=row["sklearn_s"] / row["ours_s"])
         out.append(row)
         print(json.dumps(row), flush=True)
     return out
-
-
-# ------------------------------------------------------------------ 2. where the time goes
 
 
 def stages(repeats: int) -> dict:
     """Medians of the Prim path's stages on one map (the internals ``hdbscan_labels`` runs)."""
     rows = focal_like("two_forged", SIDE * SIDE, DIM, 1)
     runs: dict[str, list[float]] = {}
-    for _ in range(repeats + 1):
-        t = {}
-        start = time.perf_counter()
+
+    def prepare() -> tuple:
         x = arrays._host_rows(rows)
-        xt = np.ascontiguousarray(x.T)
-        bounds = float32_bounds._Bounds(x)
-        t["centre, norms, bounds"] = time.perf_counter() - start
-        start = time.perf_counter()
-        lower = float32_bounds._dense_lower_bounds(bounds)
-        t["float32 syrk + mirror (N x N bounds)"] = time.perf_counter() - start
-        start = time.perf_counter()
-        core2 = core_distance._dense_core_squares(x, xt, lower, bounds, SIZE)
-        t["core distances (partition, band, exact sums)"] = time.perf_counter() - start
-        start = time.perf_counter()
-        mst = prim._certified_prim(x, xt, lower, core2, bounds)
-        t["certified Prim"] = time.perf_counter() - start
-        float32_bounds._keep_workspace(lower)
-        start = time.perf_counter()
+        return x, np.ascontiguousarray(x.T), float32_bounds._Bounds(x)
+
+    def labels(mst: dict) -> np.ndarray:
         np.sqrt(mst["distance"], out=mst["distance"])
-        sklearn_tree.labels_from_prim_tree(mst, SIZE)
-        t["_process_mst + tree_to_labels (scikit-learn)"] = time.perf_counter() - start
+        return sklearn_tree.labels_from_prim_tree(mst, SIZE)
+
+    for _ in range(repeats + 1):  # the first run warms up
+        t = {}
+        t["centre, norms, bounds"], _, (x, xt, bounds) = timed(prepare)
+        t["float32 syrk + mirror (N x N bounds)"], _, lower = timed(lambda: float32_bounds._dense_lower_bounds(bounds))
+        t["core distances (partition, band, exact sums)"], _, core2 = timed(
+            lambda: core_distance._dense_core_squares(x, xt, lower, bounds, SIZE))
+        t["certified Prim"], _, mst = timed(lambda: prim._certified_prim(x, xt, lower, core2, bounds))
+        float32_bounds._keep_workspace(lower)
+        t["_process_mst + tree_to_labels (scikit-learn)"] = timed(lambda: labels(mst))[0]
         for name, seconds in t.items():
             runs.setdefault(name, []).append(seconds)
     return {name: statistics.median(values[1:]) for name, values in runs.items()}
@@ -175,13 +154,11 @@ def stages(repeats: int) -> dict:
 # on the float64 matrix), profiled stage by stage on this machine before the change (load 0.8)
 BEFORE = {"norms (float64)": 0.026, "float64 matrix product (baddbmm)": 0.200, "mirror": 0.020,
           "top-k core distances": 0.149, "near-duplicate fix": 0.023, "reachability max (2 passes)": 0.024,
-          "square root": 0.032, "Prim on the float64 matrix": 0.028, "_process_mst + tree_to_labels (scikit-learn)": 0.003}
+          "square root": 0.032, "Prim on the float64 matrix": 0.028,
+          "_process_mst + tree_to_labels (scikit-learn)": 0.003}
 
 
-# ------------------------------------------------------------------ 3. large maps
-
-
-def large(budget: int, sklearn_large: bool) -> dict:
+def large(budget: int) -> dict:
     n = LARGE_SIDE * LARGE_SIDE
     rows = focal_like("two_forged", n, DIM, 7)
     wall, cpu, prim = timed(lambda: hdbscan_labels(rows, LARGE_SIZE, mst="prim"))
@@ -191,9 +168,6 @@ def large(budget: int, sklearn_large: bool) -> dict:
     measured = json.loads(child.stdout.strip().splitlines()[-1])
     boruvka = np.load(measured.pop("labels_file"))
     out.update(measured, boruvka_partition_equals_prim=bool(same(prim, boruvka)))
-    if sklearn_large:
-        wall, cpu, reference = timed(lambda: HDBSCAN(min_cluster_size=LARGE_SIZE, copy=True).fit_predict(rows))
-        out.update(sklearn_s=wall, sklearn_cpu_s=cpu, prim_equal=bool(same(reference, prim)))
     scale = (4 * n) ** 2 / n**2  # N^2 work: 256 x 256 has 4 x the points of 128 x 128
     big = 4 * n
     out["extrapolated_256"] = dict(
@@ -214,26 +188,15 @@ def child_boruvka(budget: int) -> None:
     rows = torch.from_numpy(focal_like("two_forged", n, DIM, 7))
     hdbscan_labels(rows[:512], 20, mst="boruvka")  # warm-up: imports, allocator
     Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) back to the current resident size
-    before = _status_bytes("VmRSS")
+    before = status_bytes("VmRSS")
     chunk = fast.chunk_rows(n, DIM, budget)
     wall, cpu, labels = timed(lambda: hdbscan_labels(rows, LARGE_SIZE, mst="boruvka", memory_budget=budget))
-    peak = _status_bytes("VmHWM") - before
+    peak = status_bytes("VmHWM") - before
     path = Path(os.environ.get("TMPDIR", "/tmp")) / "clustering_speed_boruvka_labels.npy"
     np.save(path, labels)
     formula = fast.CHUNK_BYTES_PER_PAIR * chunk * n + n * (DIM * 12 + 200) + fast.EXACT_BYTES
     print(json.dumps(dict(boruvka_s=wall, boruvka_cpu_s=cpu, budget_bytes=budget, rows_per_chunk=chunk,
                           boruvka_peak_rss_bytes=peak, boruvka_peak_formula_bytes=formula, labels_file=str(path))))
-
-
-def _status_bytes(field: str) -> int:
-    """A memory figure of this process from /proc/self/status (Linux), in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-# ------------------------------------------------------------------ 4. ties
 
 
 def ties(count: int) -> list[dict]:
@@ -267,9 +230,6 @@ def ties(count: int) -> list[dict]:
     return families
 
 
-# ------------------------------------------------------------------ GPU
-
-
 def gpu(device: torch.device, repeats: int) -> list[dict]:
     """Boruvka on the device: per 64 x 64 map, a batch of 16, and one 256 x 256 map by chunks."""
     out = []
@@ -277,22 +237,14 @@ def gpu(device: torch.device, repeats: int) -> list[dict]:
         n = side * side
         maps = torch.from_numpy(np.stack([focal_like(KINDS[s % 3], n, DIM, s) for s in range(batch)])).to(device)
         hdbscan_labels_batch(maps[:1, :512], 20)  # warm-up
-        walls = []
-        for _ in range(repeats):
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            start = time.perf_counter()
-            hdbscan_labels_batch(maps, size)
-            torch.cuda.synchronize(device)
-            walls.append(time.perf_counter() - start)
-        row = dict(map=f"{side} x {side} x {DIM}", batch=batch, per_map_s=statistics.median(walls) / batch,
+        torch.cuda.reset_peak_memory_stats(device)
+        seconds = median_time(lambda: hdbscan_labels_batch(maps, size), repeats,
+                              sync=lambda: torch.cuda.synchronize(device))
+        row = dict(map=f"{side} x {side} x {DIM}", batch=batch, per_map_s=seconds / batch,
                    peak_bytes=torch.cuda.max_memory_allocated(device))
         out.append(row)
         print(json.dumps(row), flush=True)
     return out
-
-
-# ------------------------------------------------------------------ report
 
 
 def blas_line() -> str:
@@ -301,9 +253,8 @@ def blas_line() -> str:
     from threadpoolctl import threadpool_info
 
     libraries = threadpool_info()
-    found = [i for i in libraries if "scipy.libs" in i.get("filepath", "")] or [i for i in libraries
-                                                                              if i.get("user_api") == "blas"]
-    info = found[0] if found else {}
+    info = next((i for i in libraries if "scipy.libs" in i.get("filepath", "")), None) or next(
+        (i for i in libraries if i.get("user_api") == "blas"), {})
     override = os.environ.get("OPENBLAS_CORETYPE")
     return (f"{info.get('internal_api', 'BLAS')} {info.get('version', '?')}, {info.get('architecture', '?')} kernels"
             + (f" (OPENBLAS_CORETYPE={override} in the environment)" if override else ""))
@@ -316,7 +267,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tie-maps", type=int, default=100, help="random small maps per family for the tie count")
     parser.add_argument("--budget", type=int, default=1 << 30, help="Boruvka's memory budget at 128 x 128 (bytes)")
-    parser.add_argument("--sklearn-large", action="store_true", help="also time scikit-learn at 128 x 128 (a minute)")
     parser.add_argument("--child-boruvka", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -324,98 +274,53 @@ def main() -> None:
         child_boruvka(args.child_boruvka)
         return
     device = torch.device(args.device)
-    info = run_machine()
-    info["blas"] = blas_line()
+    info = {**machine(), "blas": blas_line()}
     started, load_before = time.perf_counter(), os.getloadavg()
-    RESULTS.mkdir(parents=True, exist_ok=True)
     if device.type == "cuda":
         rows = gpu(device, args.repeats)
-        (RESULTS / "clustering_speed_gpu.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-        lines = [f"# Exact HDBSCAN on {device} (Boruvka by chunks)", "", machine_line(info), "",
-                 "| map | batch | per map | peak device memory |", "|---|---|---|---|"]
-        lines += [f"| {r['map']} | {r['batch']} | {r['per_map_s']:.3f} s | {r['peak_bytes'] / 2**30:.2f} GiB |"
-                  for r in rows]
-        (RESULTS / "clustering_speed_gpu.md").write_text("\n".join(lines) + "\n")
+        write_result("clustering_speed_gpu", {"machine": info, "rows": rows}, table(
+            ["map", "batch", "per map", "peak device memory"],
+            ([r["map"], r["batch"], f"{r['per_map_s']:.3f} s", f"{r['peak_bytes'] / 2**30:.2f} GiB"] for r in rows)),
+            title=f"Exact HDBSCAN on {device} (Boruvka by chunks)")
         return
-    ratios = ratio(args.repeats)
-    profile = stages(args.repeats)
-    big = large(args.budget, args.sklearn_large)
-    families = ties(args.tie_maps)
+    ratios, profile = ratio(args.repeats), stages(args.repeats)
+    big, families = large(args.budget), ties(args.tie_maps)
     load = dict(load_average_before=load_before[0], load_average_after=os.getloadavg()[0],
                 minutes=(time.perf_counter() - started) / 60)
-    (RESULTS / "clustering_speed.json").write_text(json.dumps(
-        {"machine": info, "threads": args.threads, "repeats": args.repeats, **load, "ratio": ratios,
-         "stages_s": profile, "stages_before_s": BEFORE, "large": big, "ties": families}, indent=1))
-    (RESULTS / "clustering_speed.md").write_text(report(ratios, profile, big, families, info, args, load))
-    print((RESULTS / "clustering_speed.md").read_text())
+    write_result("clustering_speed", {
+        "machine": info, "threads": args.threads, "repeats": args.repeats, **load, "ratio": ratios,
+        "stages_s": profile, "stages_before_s": BEFORE, "large": big, "ties": families},
+        [f"{args.threads} CPU threads, BLAS {info['blas']}; load average {load['load_average_before']:.1f} before, "
+         f"{load['load_average_after']:.1f} after; {load['minutes']:.1f} min.", "",
+         *tables(ratios, profile, big, families)])
 
 
-def report(ratios: list[dict], profile: dict, big: dict, families: list[dict], info: dict, args, load: dict) -> str:
-    median_ratio = statistics.median(r["ratio"] for r in ratios)
-    lines = [
-        "# Exact HDBSCAN per feature map (CPU): focal-pl against scikit-learn", "",
-        f"{machine_line(info)} {args.threads} CPU threads (torch and NumPy's threads; BLAS on one: "
-        f"{info['blas']}). The machine "
-        f"is shared: load average {load['load_average_before']:.1f} before, {load['load_average_after']:.1f} after "
-        f"on {info['cpu_count']} cores (per map below), so both sides are timed interleaved, in alternating order.",
-        "",
-        f"## 1. The ratio: {median_ratio:.1f}x (median over maps)", "",
-        f"64 x 64 x 256 maps (N = 4096), min_cluster_size {SIZE}, the other settings the project's defaults. "
-        "scikit-learn: the public `sklearn.cluster.HDBSCAN(min_cluster_size=200).fit_predict`; ours: "
-        "`hdbscan_labels(rows, 200, mst=\"prim\")` (the CPU default), each run "
-        f"{args.repeats} times per map interleaved with the other; medians, process CPU seconds in brackets. "
-        "FOCAL-like: a pristine cluster, forged ones, 2% stray points; trained_K: K tight clusters in 10% noise. "
-        "Equal: adjusted Rand index 1 and the same labels up to renaming (identical: the same numbers too).", "",
-        "| map | clusters / noise | scikit-learn | ours | ratio | load | equal / identical |",
-        "|---|---|---|---|---|---|---|"]
-    for r in ratios:
-        lines.append(f"| {r['map']} | {r['clusters']} / {r['noise']} | {r['sklearn_s']:.2f} s ({r['sklearn_cpu_s']:.2f}) | "
-                     f"{1000 * r['ours_s']:.0f} ms ({1000 * r['ours_cpu_s']:.0f}) | {r['ratio']:.1f}x | "
-                     f"{r['load_min']:.1f}-{r['load_max']:.1f} | {'yes' if r['equal'] else 'NO'} / "
-                     f"{'yes' if r['identical'] else 'no'} |")
-    lines += ["", "## 2. Where the time goes (one 64 x 64 x 256 map, medians)", "",
-              "Now (the Prim path, stage by stage):", "", "| stage | ms |", "|---|---|"]
-    lines += [f"| {name} | {1000 * s:.1f} |" for name, s in profile.items()]
-    lines += [f"| total | {1000 * sum(profile.values()):.1f} |", "",
-              "Before (commit ec933da, profiled the same way on this machine, load 0.8): float64 throughout.", "",
-              "| stage | ms |", "|---|---|"]
-    lines += [f"| {name} | {1000 * s:.0f} |" for name, s in BEFORE.items()]
-    lines += [f"| total | {1000 * sum(BEFORE.values()):.0f} |", ""]
-    ext = big["extrapolated_256"]
-    lines += ["## 3. 128 x 128 x 256 on the CPU, and 256 x 256 extrapolated", "",
-              f"One FOCAL-like map, N = {big['points']}, min_cluster_size {LARGE_SIZE}, {args.threads} threads, one run.", "",
-              "| path | time (CPU s) | memory |", "|---|---|---|",
-              f"| Prim (`mst=\"prim\"`, the CPU default while the bounds fit the budget) | {big['prim_s']:.1f} s "
-              f"({big['prim_cpu_s']:.1f}) | N x N float32 bounds: {big['prim_bytes'] / 2**30:.1f} GiB |",
-              f"| Boruvka by chunks (`mst=\"boruvka\"`, budget {big['budget_bytes'] / 2**30:.1f} GiB: "
-              f"{big['rows_per_chunk']} rows per chunk) | {big['boruvka_s']:.1f} s ({big['boruvka_cpu_s']:.1f}) | "
-              f"peak RSS {big['boruvka_peak_rss_bytes'] / 2**30:.2f} GiB measured, "
-              f"{big['boruvka_peak_formula_bytes'] / 2**30:.2f} GiB by the formula |"]
-    if "sklearn_s" in big:
-        lines.append(f"| scikit-learn | {big['sklearn_s']:.1f} s ({big['sklearn_cpu_s']:.1f}) | - |")
-    lines += ["", f"Boruvka's partition equals Prim's here: {'yes' if big['boruvka_partition_equals_prim'] else 'no'} "
-              "(they may differ only on tied points).", "",
-              f"Extrapolated to 256 x 256 (N = {ext['points']}): both paths do N^2 work (the bounds' matrix product, "
-              f"the selections, Prim's N steps of N), so x16: Prim ~{ext['prim_s']:.0f} s but its bounds alone are "
-              f"{ext['prim_bytes'] / 2**30:.0f} GiB; Boruvka by chunks ~{ext['boruvka_s']:.0f} s on this CPU "
-              "(on a GPU it is the default), peak memory by the formula `26 R N + N C (e + 8) + 200 N + 32 MiB` "
-              "(R rows per chunk, e = 4 bytes per feature): "
-              + ", ".join(f"{b / 2**30:.1f} GiB at R = {r}" for r, b in ext["boruvka_peak_formula_bytes"].items())
-              + " (a 65,536^2 float32 matrix alone: 16 GiB).", "",
-              "## 4. Ties: how often the partition differs from scikit-learn's", "",
-              "Random small FOCAL-like maps (800-1600 points, 32 or 64 channels, 2% stray points; min_cluster_size "
-              "20/40/60, min_samples None/5/10, allow_single_cluster on every 4th), and the same with up to three flat "
-              "regions (10-150 identical rows each). Maps with ties: where the tie diagnostics "
-              "(`tests/helpers/hdbscan_ties.py`) find a point whose label depends on the order of tied merges. "
-              "Regroup: where tied small pieces could even form a cluster (then any label may change). Differs "
-              "outside ties: a difference on a point not flagged (should be 0).",
-              "", "| maps | count | Prim differs | Boruvka differs | maps with ties | regroup | differs outside ties |",
-              "|---|---|---|---|---|---|---|"]
-    for f in families:
-        lines.append(f"| {f['family']} | {f['maps']} | {f['prim_differs']} | {f['boruvka_differs']} | "
-                     f"{f['maps_with_ties']} | {f['regroup']} | {f['differs_outside_ties']} |")
-    lines += ["", f"Total run: {load['minutes']:.1f} min."]
-    return "\n".join(lines) + "\n"
+def tables(ratios: list[dict], profile: dict, big: dict, families: list[dict]) -> list[str]:
+    """The four sections' tables."""
+    ms = lambda when, stages: [*((f"{when}: {k}", f"{1000 * v:.1f}") for k, v in stages.items()),  # noqa: E731
+                               (f"{when}: total", f"{1000 * sum(stages.values()):.1f}")]
+    ext, gib = big["extrapolated_256"], lambda n: f"{n / 2**30:.2f} GiB"  # noqa: E731
+    return [
+        f"1. 64 x 64 x 256 maps, min_cluster_size {SIZE} (medians, CPU s in brackets): ours "
+        f"{statistics.median(r['ratio'] for r in ratios):.1f}x faster (median over maps)", "",
+        *table(["map", "clusters / noise", "scikit-learn", "ours", "ratio", "load", "equal / identical"], (
+            [r["map"], f"{r['clusters']} / {r['noise']}", f"{r['sklearn_s']:.2f} s ({r['sklearn_cpu_s']:.2f})",
+             f"{1000 * r['ours_s']:.0f} ms ({1000 * r['ours_cpu_s']:.0f})", f"{r['ratio']:.1f}x",
+             f"{r['load_min']:.1f}-{r['load_max']:.1f}", f"{r['equal']} / {r['identical']}"] for r in ratios)),
+        "", "2. Where the time goes on one map (before: commit ec933da, float64 throughout)", "",
+        *table(["stage", "ms"], ms("now", profile) + ms("before", BEFORE)), "",
+        f"3. N = {big['points']} (128 x 128, min_cluster_size {LARGE_SIZE}, one run) and 256 x 256 extrapolated "
+        f"(N^2 work: x16); Boruvka's partition equals Prim's: {big['boruvka_partition_equals_prim']}", "",
+        *table(["path", "time (CPU s)", "memory", "256 x 256"], [
+            ["Prim", f"{big['prim_s']:.1f} s ({big['prim_cpu_s']:.1f})", "bounds " + gib(big["prim_bytes"]),
+             f"~{ext['prim_s']:.0f} s, bounds {gib(ext['prim_bytes'])}"],
+            [f"Boruvka, budget {gib(big['budget_bytes'])}: {big['rows_per_chunk']} rows per chunk",
+             f"{big['boruvka_s']:.1f} s ({big['boruvka_cpu_s']:.1f})",
+             f"peak RSS {gib(big['boruvka_peak_rss_bytes'])}, formula {gib(big['boruvka_peak_formula_bytes'])}",
+             f"~{ext['boruvka_s']:.0f} s, formula " + ", ".join(
+                 f"{gib(b)} at R = {r}" for r, b in ext["boruvka_peak_formula_bytes"].items())]]), "",
+        "4. Ties: how often the partition differs from scikit-learn's", "",
+        *table(list(families[0]), (f.values() for f in families))]
 
 
 if __name__ == "__main__":
