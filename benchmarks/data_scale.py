@@ -2,20 +2,17 @@
 
     python benchmarks/data_scale.py [--items 20000] [--workers 2] [--ranks 2] [--loader-workers 2] [--batches 120]
 
-A synthetic mix in the paper's proportions (SP-COCO, CM-COCO, CM-RAISE, CM-C-RAISE at 200K each,
-CASIA-v2 5,123 x 40, IMD2020 2,010 x 20) scaled to ``--items`` distinct images, generated from a photo
-pool (never stored) into the layouts the readers take: COCO-like 640 x 480 JPEGs in CAT-Net lists,
-RAISE-like 1-3 MP JPEGs (the C- set compressed twice), CASIA-v2-like JPEGs and TIFFs, IMD2020-like
-JPEGs and PNGs in per-post folders. Then, as a user runs them: ``focal-pl data shard`` of each set
-(one also interrupted by SIGINT half-way and resumed, rerun when finished, rerun with changed
-arguments); ``focal-pl data check``; the training stream (``ForgeryDataModule`` over
-``StreamingShards``, decode + augment at 1024) on ``--ranks`` gloo processes with an all_reduce per
-step: first batch, items/s, peak memory, a mid-epoch resume from the loader state in fresh processes
-compared item for item, a whole epoch read without decoding; and the epoch schedule, index and
-manifest at the paper's full size (800K items, 8 ranks).
-
-Writes <results>/data_scale.json (settings, machine, every figure) and prints the tables; the prose
-and the extrapolation to 800K items are in benchmarks/results/data_scale.md.
+The mix in the paper's proportions (SP-COCO, CM-COCO, CM-RAISE, CM-C-RAISE at 200K each, CASIA-v2
+5,123 x 40, IMD2020 2,010 x 20) scaled to ``--items`` distinct images, generated from a photo pool in
+the layouts the readers take (COCO-like JPEGs in CAT-Net lists, 1-3 MP RAISE-like JPEGs, the C- set
+compressed twice, CASIA-v2-like JPEGs and TIFFs, IMD2020-like JPEGs and PNGs in per-post folders).
+Then, as a user runs them: ``focal-pl data shard`` of each set (cm_coco also interrupted by SIGINT
+half-way and resumed, rerun when finished, rerun with changed arguments); ``focal-pl data check``;
+the training stream (``ForgeryDataModule`` over ``StreamingShards``, decode + augment at 1024) on
+``--ranks`` gloo processes with an all_reduce per step: first batch, items/s, peak memory, a
+mid-epoch resume in fresh processes compared item for item, an epoch read without decoding; and the
+epoch schedule, index and manifest at the paper's full size (800K items, 8 ranks). Writes
+<results>/data_scale.json and prints the tables; the page and its extrapolation are hand-written.
 """
 
 from __future__ import annotations
@@ -34,6 +31,7 @@ import threading
 import time
 import zlib
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +39,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS, table, timed, write_result
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_POOL = REPO.parent / "shared" / "data" / "pristine"
 # name, distinct items in the paper's mix, repeat factor, kind of images
@@ -66,8 +65,6 @@ def modeled_layout(mix: list[dict[str, Any]], chunk_bytes: int, bytes_per_item: 
         layout.append([per_chunk] * full + ([rest] if rest else []))
     return layout
 
-
-# ---------------------------------------------------------------- generating the sets
 
 _POOL: Any = None
 _NOISE = np.random.default_rng(0).normal(0, 4, (512, 512, 3)).round().astype(np.int16)
@@ -181,9 +178,6 @@ def shard_command(entry: dict[str, Any], raw: Path, out: Path, workers: int, chu
             "--chunk-bytes", chunk_bytes]
 
 
-# ---------------------------------------------------------------- measuring processes
-
-
 def tree_pss(root: int) -> int:
     """Summed PSS (bytes) of a process and its descendants: PSS shares the pages a forked worker has in
     common with its parent, so that the sum is what the tree really holds."""
@@ -206,26 +200,24 @@ def tree_pss(root: int) -> int:
     return total
 
 
-class TreeMemory:
-    """Samples ``tree_pss`` of a process every ``interval`` seconds; ``peak`` in bytes."""
+@contextmanager
+def peak_pss(pid: int, interval: float = 0.5):
+    """While the block runs, ``tree_pss`` of a process every ``interval`` seconds; yields a list
+    whose one item is the peak so far (bytes)."""
+    peak, stop = [0], threading.Event()
 
-    def __init__(self, pid: int, interval: float = 0.5) -> None:
-        self.pid, self.interval, self.peak = pid, interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_pss(pid))
+            stop.wait(interval)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tree_pss(self.pid))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()
 
 
 def cpu_children() -> float:
@@ -241,7 +233,7 @@ def run_command(command: list[str], interrupt_when=None) -> dict[str, Any]:
     cpu, start = cpu_children(), time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    with TreeMemory(process.pid) as memory:
+    with peak_pss(process.pid) as memory:
         while interrupt_when is not None and process.poll() is None:
             if interrupt_when():
                 os.killpg(process.pid, signal.SIGINT)
@@ -252,16 +244,7 @@ def run_command(command: list[str], interrupt_when=None) -> dict[str, Any]:
              if line.strip() and not line.lstrip().startswith(("sharding", "verifying", "shards:"))]
     return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)),
             "returncode": process.returncode, "wall_s": time.perf_counter() - start, "cpu_s": cpu_children() - cpu,
-            "peak_rss_mb": memory.peak / 2**20, "stdout": stdout.strip().splitlines(), "stderr": lines}
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-# ---------------------------------------------------------------- streaming ranks
+            "peak_rss_mb": memory[0] / 2**20, "stdout": stdout.strip().splitlines(), "stderr": lines}
 
 
 class RawItem:
@@ -319,11 +302,11 @@ def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
         return names, problems, first, time.perf_counter() - start
 
     cpu = resource.getrusage(resource.RUSAGE_SELF)
-    with TreeMemory(os.getpid()) as memory:
+    with peak_pss(os.getpid()) as memory:
         dist.barrier()
         start = time.perf_counter()
         unbroken_loader = loader()
-        out["schedule_build_s"] = timed(lambda: unbroken_loader.sampler.schedule.order(0))
+        out["schedule_build_s"] = timed(lambda: unbroken_loader.sampler.schedule.order(0))[0]
         unbroken, problems, first, total = serve(unbroken_loader, count, start)
         out.update(batches_per_epoch=len(unbroken_loader), first_batch_s=first, problems=problems,
                    items_per_s_after_first=(count - 1) * batch / (total - first) if count > 1 else None)
@@ -343,7 +326,7 @@ def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
             names += item.name
         out.update(epoch_items=len(names), epoch_read_s=time.perf_counter() - start, epoch_names=names)
     after, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    out.update(peak_rss_mb=memory.peak / 2**20, cpu_workers_s=children.ru_utime + children.ru_stime,
+    out.update(peak_rss_mb=memory[0] / 2**20, cpu_workers_s=children.ru_utime + children.ru_stime,
                cpu_self_s=after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime)
     Path(config["out"], f"rank{rank}.json").write_text(json.dumps(out))
     dist.destroy_process_group()
@@ -367,28 +350,25 @@ def stream(paths: list[str], mix: list[dict[str, Any]], raw: Path, args: argpars
     mp.spawn(_rank_main, args=(args.ranks, config), nprocs=args.ranks, join=True)
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(args.ranks)]
     counts = Counter(n for r in ranks for n in r.pop("epoch_names"))
+    set_of = lambda name: Path(name).relative_to(raw).parts[0]  # noqa: E731 - from the item's original path
     served = Counter()
-    for name, times in counts.items():  # the set of a served item, from its original path
-        served[Path(name).relative_to(raw).parts[0]] += times
-    repeat = {e["name"]: e["repeat"] for e in mix}
-    expected = {e["name"]: e["items"] * e["repeat"] for e in mix}
+    for name, times in counts.items():
+        served[set_of(name)] += times
+    repeat, expected = {e["name"]: e["repeat"] for e in mix}, {e["name"]: e["items"] * e["repeat"] for e in mix}
     total, served_total = sum(expected.values()), sum(served.values())
+    worst = lambda key: max(r[key] for r in ranks)  # noqa: E731
     return {
         "ranks": ranks, "wall_s": time.perf_counter() - start,
-        "items_per_s": sum(r["items_per_s_after_first"] or 0 for r in ranks),
-        "first_batch_s": max(r["first_batch_s"] for r in ranks),
-        "resume_first_batch_s": max(r["resume_first_batch_s"] for r in ranks),
-        "resume_identical": all(r["resume_identical"] for r in ranks),
-        "peak_rss_mb_per_rank": max(r["peak_rss_mb"] for r in ranks),
+        "items_per_s": sum(r["items_per_s_after_first"] or 0 for r in ranks), "first_batch_s": worst("first_batch_s"),
+        "resume_first_batch_s": worst("resume_first_batch_s"),
+        "resume_identical": all(r["resume_identical"] for r in ranks), "peak_rss_mb_per_rank": worst("peak_rss_mb"),
         "epoch_served": dict(served), "epoch_expected": expected,
         "epoch_share_error_pct": {k: 100 * (served[k] / served_total - expected[k] / total) / (expected[k] / total)
                                   for k in expected},
         "epoch_items_per_rank": [r["epoch_items"] for r in ranks], "epoch_distinct_served": len(counts),
         "epoch_distinct_expected": sum(e["items"] for e in mix),
-        "every_item_at_least_its_repeats": all(t >= repeat[Path(n).relative_to(raw).parts[0]]
-                                               for n, t in counts.items()),
-        "epoch_padding": served_total - total,
-        "epoch_read_items_per_s": served_total / max(r["epoch_read_s"] for r in ranks),
+        "every_item_at_least_its_repeats": all(t >= repeat[set_of(n)] for n, t in counts.items()),
+        "epoch_padding": served_total - total, "epoch_read_items_per_s": served_total / worst("epoch_read_s"),
     }
 
 
@@ -399,9 +379,8 @@ def metadata_at_scale(layout: list[list[int]], repeats: list[int], batch_size: i
     from focal_pl.data.shards import MixSchedule, index_and_manifest
 
     schedule = MixSchedule(layout, repeats=repeats, seed=0)
-    build = timed(lambda: schedule.order(0))
-    labels, items = schedule.order(0)
-    keys = timed(lambda: sum(1 for _ in schedule.keys(0, PAPER_RANKS, 0, batch_size)))
+    build, _, (labels, items) = timed(lambda: schedule.order(0))
+    keys = timed(lambda: sum(1 for _ in schedule.keys(0, PAPER_RANKS, 0, batch_size)))[0]
     entries, first = [], 0
     for which, chunks in enumerate(layout):
         for number, count in enumerate(chunks):
@@ -414,11 +393,9 @@ def metadata_at_scale(layout: list[list[int]], repeats: list[int], batch_size: i
     index, manifest = index_and_manifest(entries, described, 128_000_000)
     return {"items": sum(map(sum, layout)), "epoch": len(labels), "chunks": len(entries), "schedule_build_s": build,
             "rank_keys_s": keys, "schedule_mb": (labels.nbytes + items.nbytes) / 2**20,
-            "index_json_kb": len(json.dumps(index)) / 1024, "manifest_json_kb": len(json.dumps(manifest, indent=1)) / 1024,
+            "index_json_kb": len(json.dumps(index)) / 1024,
+            "manifest_json_kb": len(json.dumps(manifest, indent=1)) / 1024,
             "journal_kb": sum(len(json.dumps(e)) + 1 for e in entries) / 1024}
-
-
-# ---------------------------------------------------------------- main
 
 
 def main() -> None:
@@ -436,107 +413,86 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS), help="where data_scale.json goes")
     args = parser.parse_args()
     from focal_pl.data.shards import inspect_shards, parse_bytes
-    from focal_pl.training.provenance import machine, machine_line
 
     work = Path(args.work)
     raw, shards = work / "raw", work / "shards"
     shutil.rmtree(work, ignore_errors=True)
     mix = scaled_mix(args.items)
-    result: dict[str, Any] = {"machine": machine(), "items": sum(e["items"] for e in mix), "mix": mix,
+    names = [e["name"] for e in mix]
+    result: dict[str, Any] = {"items": sum(e["items"] for e in mix), "mix": mix,
                               "settings": {k: v for k, v in vars(args).items() if k != "results"}}
     log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # noqa: E731
     log(f"generating {result['items']:,} items from {args.pool or 'scikit-image photos'}")
     cpu, start = cpu_children(), time.perf_counter()
     result["generated"] = generate(raw, mix, args.pool, args.workers)
     result["generate"] = {"wall_s": time.perf_counter() - start, "cpu_s": cpu_children() - cpu}
-
-    result["shard"] = {e["name"]: run_command(shard_command(e, raw, shards / e["name"], args.workers, args.chunk_bytes))
-                       for e in mix}
+    shard = lambda e, out: shard_command(e, raw, out, args.workers, args.chunk_bytes)  # noqa: E731
+    result["shard"] = {e["name"]: run_command(shard(e, shards / e["name"])) for e in mix}
     log("sharded: " + ", ".join(f"{k} {v['wall_s']:.1f} s rc={v['returncode']}" for k, v in result["shard"].items()))
-    # interrupted half-way (in chunks) and resumed; rerun when finished; rerun with other arguments
-    probe = next(e for e in mix if e["name"] == "cm_coco")
-    command = shard_command(probe, raw, work / "interrupted" / "cm_coco", args.workers, args.chunk_bytes)
+    # cm_coco interrupted half-way (in chunks) and resumed; rerun when finished; rerun with other arguments
+    command = shard(mix[names.index("cm_coco")], work / "interrupted" / "cm_coco")
     journal = work / "interrupted" / "cm_coco" / "progress.jsonl"
-    chunks = len(json.loads((shards / "cm_coco" / "manifest.json").read_text())["chunks"])
-    interrupted = run_command(command, interrupt_when=lambda: journal.is_file() and len(
-        journal.read_text().splitlines()) >= max(1, chunks // 2))
+    chunks = lambda folder: json.loads((folder / "manifest.json").read_text())["chunks"]  # noqa: E731
+    half = max(1, len(chunks(shards / "cm_coco")) // 2)
+    interrupted = run_command(command, lambda: journal.is_file() and len(journal.read_text().splitlines()) >= half)
     done = json.loads(journal.read_text().splitlines()[-1])["end"] if journal.is_file() and journal.read_text() else 0
-    resumed, finished, changed = run_command(command), run_command(command), run_command(command[:-1] + ["64MB"])
-    sums = lambda folder: json.loads((folder / "manifest.json").read_text())["chunks"]  # noqa: E731
     result["resume_shard"] = {
-        "interrupted": interrupted, "items_done_at_interrupt": done, "resumed": resumed, "finished_rerun": finished,
-        "changed_arguments": changed,
-        "identical_to_unbroken": sums(work / "interrupted" / "cm_coco") == sums(shards / "cm_coco")}
+        "interrupted": interrupted, "items_done_at_interrupt": done, "resumed": run_command(command),
+        "finished_rerun": run_command(command), "changed_arguments": run_command(command[:-1] + ["64MB"]),
+        "identical_to_unbroken": chunks(work / "interrupted" / "cm_coco") == chunks(shards / "cm_coco")}
     log(f"interrupt/resume: identical {result['resume_shard']['identical_to_unbroken']}")
-
-    result["check"] = {e["name"]: run_command([sys.executable, "-m", "focal_pl", "data", "check",
-                                               str(shards / e["name"]), "--workers", str(args.workers)]) for e in mix}
-    verify = {}
-    for entry in mix:
-        folder, cpu, start = shards / entry["name"], time.process_time(), time.perf_counter()
-        report = inspect_shards(folder)
-        verify[entry["name"]] = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
-                                 "problems": report["problems"], "chunks": report["chunks"], "items": report["items"],
-                                 "bytes": sum(p.stat().st_size for p in folder.glob("chunk-*.bin"))}
-    result["verify"] = verify
-    result["sizes"] = {e["name"]: {n: (shards / e["name"] / n).stat().st_size for n in
-                                   ("index.json", "manifest.json", "progress.jsonl")} for e in mix}
-    result["layout"] = {e["name"]: [c["chunk_size"] for c in json.loads((shards / e["name"] / "index.json")
-                                                                        .read_text())["chunks"]] for e in mix}
+    result["check"] = {n: run_command([sys.executable, "-m", "focal_pl", "data", "check", str(shards / n),
+                                       "--workers", str(args.workers)]) for n in names}
+    result["verify"] = {}
+    for name in names:
+        wall, cpu, report = timed(lambda: inspect_shards(shards / name))
+        result["verify"][name] = {"wall_s": wall, "cpu_s": cpu, "problems": report["problems"],
+                                  "chunks": report["chunks"], "items": report["items"],
+                                  "bytes": sum(p.stat().st_size for p in (shards / name).glob("chunk-*.bin"))}
+    files = ("index.json", "manifest.json", "progress.jsonl")
+    result["sizes"] = {n: {f: (shards / n / f).stat().st_size for f in files} for n in names}
+    result["layout"] = {n: [c["chunk_size"] for c in json.loads((shards / n / "index.json").read_text())["chunks"]]
+                        for n in names}
     log("streaming")
-    result["stream"] = stream([str(shards / e["name"]) for e in mix], mix, raw, args, work)
-    stored = {e["name"]: verify[e["name"]]["bytes"] / max(1, verify[e["name"]]["items"]) for e in mix}
-    repeats, chunk = [e["repeat"] for e in mix], parse_bytes(args.chunk_bytes)
-    result["metadata_800k"] = metadata_at_scale(modeled_layout(scaled_mix(PAPER_DISTINCT), chunk, stored), repeats,
-                                                args.batch_size)
-    result["metadata_scaling"] = [metadata_at_scale(modeled_layout(scaled_mix(n), chunk, stored), repeats,
-                                                    args.batch_size)
-                                  for n in (PAPER_DISTINCT // 16, PAPER_DISTINCT // 4, PAPER_DISTINCT * 4)]
-    Path(args.results).mkdir(parents=True, exist_ok=True)
-    (Path(args.results) / "data_scale.json").write_text(json.dumps(result, indent=1, default=str))
-    print("\n".join([machine_line(result["machine"]), "", *tables(result)]))
+    result["stream"] = stream([str(shards / n) for n in names], mix, raw, args, work)
+    stored = {n: result["verify"][n]["bytes"] / max(1, result["verify"][n]["items"]) for n in names}
+    at_scale = lambda items: metadata_at_scale(  # noqa: E731
+        modeled_layout(scaled_mix(items), parse_bytes(args.chunk_bytes), stored), [e["repeat"] for e in mix],
+        args.batch_size)
+    result["metadata_800k"] = at_scale(PAPER_DISTINCT)
+    result["metadata_scaling"] = [at_scale(n) for n in (PAPER_DISTINCT // 16, PAPER_DISTINCT // 4, PAPER_DISTINCT * 4)]
+    write_result("data_scale", result, tables(result), results=args.results)
     shutil.rmtree(work, ignore_errors=True)
 
 
 def tables(result: dict[str, Any]) -> list[str]:
     """Per set: size, formats, shard and check time; then the figures the results page extrapolates."""
-    lines = ["| set | items | mean image bytes | formats | shard s (CPU s) | check s (CPU s) | chunks |",
-             "|---|---|---|---|---|---|---|"]
-    for e in result["mix"]:
-        g, s, c = result["generated"][e["name"]], result["shard"][e["name"]], result["check"][e["name"]]
-        lines.append(f"| {e['name']} | {e['items']:,} | {g['mean_image_bytes'] / 1e3:.0f} KB | "
-                     + ", ".join(f"{k} {v}" for k, v in g["formats"].items())
-                     + f" | {s['wall_s']:.1f} ({s['cpu_s']:.1f}) | {c['wall_s']:.1f} ({c['cpu_s']:.1f}) | "
-                     f"{len(result['layout'][e['name']])} |")
-    items, st, meta, rs = result["items"], result["stream"], result["metadata_800k"], result["resume_shard"]
-    total = lambda part, key: sum(r[key] for r in result[part].values())  # noqa: E731
+    st, meta, rs = result["stream"], result["metadata_800k"], result["resume_shard"]
+    per_cpu = lambda part: result["items"] / sum(r["cpu_s"] for r in result[part].values())  # noqa: E731
+    verify = list(result["verify"].values())
+    gib_per_s = sum(v["bytes"] for v in verify) / 2**30 / sum(v["wall_s"] for v in verify)
     figures = {
-        "data shard: items/s wall, items per CPU-second": f"{items / total('shard', 'wall_s'):.1f}, "
-                                                           f"{items / total('shard', 'cpu_s'):.1f}",
-        "data check: items/s wall, items per CPU-second": f"{items / total('check', 'wall_s'):.1f}, "
-                                                           f"{items / total('check', 'cpu_s'):.1f}",
-        "sha256 verification alone: GiB/s": f"{total('verify', 'bytes') / 2**30 / total('verify', 'wall_s'):.2f}",
-        "streaming, decode + augment at 1024: items/s per rank":
-            f"{st['items_per_s'] / len(st['ranks']):.1f} ({st['items_per_s']:.1f} over {len(st['ranks'])} ranks)",
-        "first batch s; after a mid-epoch resume s; resumed items identical":
-            f"{st['first_batch_s']:.1f}; {st['resume_first_batch_s']:.1f}; {st['resume_identical']}",
-        "peak memory per rank (PSS of rank + loader workers), MiB": f"{st['peak_rss_mb_per_rank']:.0f}",
-        "peak memory of data shard (CLI + workers), MiB": f"{max(r['peak_rss_mb'] for r in result['shard'].values()):.0f}",
-        "epoch read without decoding: items/s; items per rank; distinct served / expected; padding":
-            f"{st['epoch_read_items_per_s']:.0f}; {st['epoch_items_per_rank']}; {st['epoch_distinct_served']:,} / "
-            f"{st['epoch_distinct_expected']:,}; {st['epoch_padding']}",
-        "served share minus weight, max over sets (%)": f"{max(map(abs, st['epoch_share_error_pct'].values())):.3f}",
-        "data shard interrupted at / resumed identical / finished rerun / changed arguments exit":
-            f"{rs['items_done_at_interrupt']:,} items (exit {rs['interrupted']['returncode']}) / "
-            f"{rs['identical_to_unbroken']} / {(rs['finished_rerun']['stdout'] or [''])[-1][:40]} / "
+        "items per CPU-second: data shard, data check": f"{per_cpu('shard'):.1f}, {per_cpu('check'):.1f}",
+        "sha256 verification alone: GiB/s": f"{gib_per_s:.2f}",
+        "streaming at 1024 px: items/s per rank; first batch s; after a resume s; resumed identical":
+            f"{st['items_per_s'] / len(st['ranks']):.1f}; {st['first_batch_s']:.1f}; {st['resume_first_batch_s']:.1f}; "
+            f"{st['resume_identical']}",
+        "peak PSS per rank (with its loader workers), MiB": f"{st['peak_rss_mb_per_rank']:.0f}",
+        "epoch without decoding: items/s; distinct served / expected; padding; share error, max %":
+            f"{st['epoch_read_items_per_s']:.0f}; {st['epoch_distinct_served']:,} / {st['epoch_distinct_expected']:,}; "
+            f"{st['epoch_padding']}; {max(map(abs, st['epoch_share_error_pct'].values())):.3f}",
+        "data shard interrupted at; resumed identical; changed arguments exit":
+            f"{rs['items_done_at_interrupt']:,}; {rs['identical_to_unbroken']}; "
             f"{rs['changed_arguments']['returncode']}",
-        "800K: chunks; schedule s (MiB); one rank's keys s; index / manifest / journal KiB":
-            f"{meta['chunks']}; {meta['schedule_build_s']:.2f} ({meta['schedule_mb']:.0f}); {meta['rank_keys_s']:.2f}; "
-            f"{meta['index_json_kb']:.0f} / {meta['manifest_json_kb']:.0f} / {meta['journal_kb']:.0f}",
-        "schedule s at 1/16, 1/4, 4x the paper's size": ", ".join(f"{m['schedule_build_s']:.3f}"
-                                                                  for m in result["metadata_scaling"]),
+        "800K: chunks; schedule s; one rank's keys s; index / manifest KiB": f"{meta['chunks']}; "
+            f"{meta['schedule_build_s']:.2f}; {meta['rank_keys_s']:.2f}; {meta['index_json_kb']:.0f} / "
+            f"{meta['manifest_json_kb']:.0f}",
     }
-    return [*lines, "", "| figure | measured |", "|---|---|", *(f"| {k} | {v} |" for k, v in figures.items())]
+    sets = ([n, result["generated"][n]["items"], f"{result['generated'][n]['mean_image_bytes'] / 1e3:.0f} KB",
+             f"{result['shard'][n]['wall_s']:.1f}", f"{result['check'][n]['wall_s']:.1f}", len(result["layout"][n])]
+            for n in result["generated"])
+    return [*table(["set", "items", "mean image", "shard s", "check s", "chunks"], sets), "",
+            *table(["figure", "measured"], figures.items())]
 
 
 if __name__ == "__main__":
