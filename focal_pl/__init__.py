@@ -18,12 +18,13 @@ __version__ = "0.1.0"
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
-def load(path: str | os.PathLike, device: str = "cpu") -> Any:
-    """A released model (``focal-pl export``'s NAME.pt), ready to localize forgeries:
-    ``result = focal_pl.load("NAME.pt").localize("photo.jpg")``."""
+def load(path: str | os.PathLike, device: str = "cpu", clusterer: Any = None, mask_resize: str | None = None) -> Any:
+    """A released model (a ``focal-pl export`` file), ready to localize:
+    ``result = focal_pl.load("NAME.pt").localize("photo.jpg")``. ``clusterer`` / ``mask_resize``
+    replace the release's (the official code's: ``Clusterer(algorithm="cosine_kmeans")``, ``"bilinear"``)."""
     from focal_pl.release import load as load_release
 
-    return load_release(path, device)
+    return load_release(path, device, clusterer, mask_resize)
 
 
 def trainer(*args: Any, **kwargs: Any) -> Any:

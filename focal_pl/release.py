@@ -203,9 +203,13 @@ def model_card(release: dict[str, Any], filename: str) -> str:
              "returns a mask, a score map and an image-level score.", "", "## Model", "",
              f"- extractor: `{extractor.get('class_path')}` {json.dumps(extractor.get('init_args') or {})}, {count}",
              f"- clustering: `{(model.get('clusterer') or {}).get('class_path', 'focal_pl.clustering.Clusterer')}` "
-             f"{json.dumps((model.get('clusterer') or {}).get('init_args') or {})}",
-             f"- trained with: `{(model.get('loss') or {}).get('class_path', '-')}` "
-             f"{json.dumps((model.get('loss') or {}).get('init_args') or {})}",
+             f"{json.dumps((model.get('clusterer') or {}).get('init_args') or {})}"
+             + ("" if ((model.get("clusterer") or {}).get("init_args") or {}).get("algorithm")
+                else " (HDBSCAN, min cluster 200 unless set: the paper's)"),
+             ("- trained with: the authors' own training (the paper says SCL; the official code trains InfoNCE "
+              "only, its issue #22)" if provenance.get("source") else
+              f"- trained with: `{(model.get('loss') or {}).get('class_path', 'focal_pl.losses.SoftContrastiveLoss')}` "
+              f"{json.dumps((model.get('loss') or {}).get('init_args') or {})}"),
              f"- input: images resized to {release.get('image_size')} x {release.get('image_size')} (RGB in [0, 1]); "
              "or native resolution by tiles (`native=True`)", ""]
     lines += ["## Training", ""]
@@ -241,22 +245,25 @@ def model_card(release: dict[str, Any], filename: str) -> str:
                          f"{entry['f1_forged']:.4f}, IoU {entry['iou']:.4f} over {int(entry['images'])} images")
     test = figures.get("test")
     if test:
-        lines += ["", f"Test ({test.get('folder')}): macro F1 (the FOCAL paper's F1) and IoU of the forged class, "
-                  "means over each set's forged images:", "",
-                  "| set | forged images | authentic images | resolution | macro F1 | IoU |",
-                  "|---|---|---|---|---|---|"]
+        lines += ([""] if lines[-1] else []) + [
+            f"Test ({test.get('folder')}): macro F1 (the FOCAL paper's F1) and IoU of the forged class, "
+            "means over each set's forged images:", "",
+            "| set | forged images | authentic images | resolution | macro F1 | IoU |", "|---|---|---|---|---|---|"]
         for entry in test.get("results", []):
             if entry.get("degradation") == "none" and entry.get("forged_images"):
                 lines.append(f"| {entry['set']} | {entry['forged_images']} | {entry['authentic_images']} | "
                              f"{entry['resolution']} | {entry['f1']:.3f} | {entry['iou']:.3f} |")
     if figures.get("published"):
         published = figures["published"]
-        lines += ["", f"Published ({published['row']}, the paper's {published['table']}, macro F1): "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in published["f1"].items() if v is not None)]
+        lines += ([""] if lines[-1] else []) + [
+            f"Published ({published['row']}, the paper's {published['table']}, macro F1): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in published["f1"].items() if v is not None)]
     if not (validation or test or figures.get("published")):
         lines.append("No figures were recorded with this model.")
-    lines += ["", "## Use", "", "```bash", f"focal-pl predict --weights {filename} --data.predict "
-              "'[{class_path: focal_pl.data.sources.ImageFolder, init_args: {root: my_photos/}}]'",
+    lines += ["", "## Use", "", "```bash",
+              f"focal-pl predict --weights {filename} --data.predict ImageFolder --data.predict.root my_photos/",
+              f"focal-pl predict --weights {filename} --config official.yaml --data.predict ImageFolder "
+              "--data.predict.root my_photos/   # clustered as the official code does (cosine k-means)",
               f"focal-pl test --weights {filename} --config data/test_sets.yaml", "```", "", "```python",
               "import focal_pl", "", f'model = focal_pl.load("{filename}")',
               'found = model.localize("photo.jpg")   # a path, a PIL image or an array',
@@ -318,7 +325,8 @@ class ReleasedModel:
     ``provenance``, ``config`` (the model config), ``path``.
     """
 
-    def __init__(self, release: dict[str, Any], path: str = "", device: str | torch.device = "cpu") -> None:
+    def __init__(self, release: dict[str, Any], path: str = "", device: str | torch.device = "cpu",
+                 clusterer: Any = None, mask_resize: str | None = None) -> None:
         self.path = path
         self.config = release["model"]
         self.image_size = int(release.get("image_size") or 1024)
@@ -329,6 +337,12 @@ class ReleasedModel:
         if missing or unexpected:
             raise ReleaseError(f"{path}: its weights do not fit its model ({len(missing)} missing, "
                                f"{len(unexpected)} unexpected: {', '.join((missing + unexpected)[:3])})")
+        if clusterer is not None:
+            self.module.clusterer = clusterer
+        if mask_resize is not None:
+            if mask_resize not in ("nearest", "bilinear"):
+                raise ValueError(f"mask_resize must be 'nearest' or 'bilinear', got {mask_resize!r}")
+            self.module.mask_resize = mask_resize
         self.module.eval().to(device)
 
     def __repr__(self) -> str:
@@ -412,6 +426,10 @@ def as_rgb_array(image: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> ReleasedModel:
-    """A released model from its file (``focal-pl export``'s output), ready to ``localize``."""
-    return ReleasedModel(read_release(path), str(path), device)
+def load(path: str | Path, device: str | torch.device = "cpu", clusterer: Any = None,
+         mask_resize: str | None = None) -> ReleasedModel:
+    """A released model from its file (``focal-pl export``'s output), ready to ``localize``.
+
+    ``clusterer`` and ``mask_resize`` replace the release's (e.g. the official code's clustering:
+    ``clusterer=Clusterer(algorithm="cosine_kmeans"), mask_resize="bilinear"``)."""
+    return ReleasedModel(read_release(path), str(path), device, clusterer, mask_resize)

@@ -412,6 +412,7 @@ def run_lightning(argv: list[str]):
             model_class=FocalModule,
             datamodule_class=ForgeryDataModule,
             subclass_mode_model=True,
+            seed_everything_default=0,  # what Lightning picks for an unseeded run, said by the config, not a warning
             save_config_callback=cli_class.save_config_class,
             auto_configure_optimizers=False,  # FocalModule takes optimizer / scheduler itself
             save_config_kwargs={"overwrite": True},

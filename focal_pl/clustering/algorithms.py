@@ -1,7 +1,8 @@
 """Per-image clustering algorithms behind one signature: unit features N x C -> labels N (-1 = noise).
 
 HDBSCAN is the paper's choice; k-means, bisecting k-means, BIRCH and Ward are the Table VII
-ablation. All are scikit-learn's, seeded so that a run is reproducible.
+ablation, scikit-learn's, seeded so that a run is reproducible; ``cosine_kmeans`` is what the
+official FOCAL code runs (``focal_pl.clustering.cosine_kmeans``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from torch import Tensor
 
 from focal_pl.clustering.methods import MST_METHODS, MstMethod  # noqa: F401 - re-exported (the package's API)
 
-Algorithm = Literal["hdbscan", "kmeans", "bisecting_kmeans", "birch", "ward"]
-ALGORITHMS: tuple[str, ...] = ("hdbscan", "kmeans", "bisecting_kmeans", "birch", "ward")
+Algorithm = Literal["hdbscan", "kmeans", "bisecting_kmeans", "birch", "ward", "cosine_kmeans"]
+ALGORITHMS: tuple[str, ...] = ("hdbscan", "kmeans", "bisecting_kmeans", "birch", "ward", "cosine_kmeans")
 Backend = Literal["torch", "sklearn", "hdbscan"]
 BACKENDS: tuple[str, ...] = ("torch", "sklearn", "hdbscan")
 SelectionMethod = Literal["eom", "leaf"]
@@ -121,6 +122,12 @@ def cluster_labels(
         )
     elif n < 2:
         return np.zeros(n, dtype=np.int64)
+    elif algorithm == "cosine_kmeans":  # the official code's clustering, on the rows' device
+        from focal_pl.clustering.cosine_kmeans import cosine_kmeans
+
+        data = torch.as_tensor(rows)
+        data = data.to(device) if device is not None else data
+        return cosine_kmeans(data).cpu().numpy().astype(np.int64)
     elif algorithm == "kmeans":
         model = cluster.KMeans(n_clusters=2, random_state=seed)  # 2 clusters, the rest at its defaults, as the paper
     elif algorithm == "bisecting_kmeans":

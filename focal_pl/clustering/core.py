@@ -58,7 +58,8 @@ class Clusterer(Masker):
     and ``cluster_batch`` take features on any device and return masks and scores on the CPU.
 
     Args:
-        algorithm: hdbscan (the paper's), kmeans, bisecting_kmeans, birch or ward.
+        algorithm: hdbscan (the paper's), kmeans, bisecting_kmeans, birch, ward, or cosine_kmeans (what
+            the official code runs: 2 clusters by cosine similarity, 8 restarts).
         min_cluster_size: HDBSCAN's, an int >= 2 (the paper: 200) or a fraction in (0, 1) of the
             points clustered (after pooling).
         min_samples: HDBSCAN's (None = min_cluster_size, as scikit-learn does), an int >= 1.

@@ -32,8 +32,26 @@ def _build(spec: dict[str, Any], path: str) -> Extractor:
     return cls(**init)
 
 
+RELEASE_FORMAT = "focal-pl-release/"  # a release file (focal-pl export) starts its ``format`` so
+
+
+def released_extractor(file: Path) -> tuple[Any, dict[str, Tensor]] | None:
+    """The extractor's config and weights of a release file (``focal-pl export``, the official FOCAL
+    weights converted), None for a file that is no release (a checkpoint)."""
+    try:
+        content = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not a release: the checkpoint reader says what it is
+        return None
+    if not (isinstance(content, dict) and str(content.get("format", "")).startswith(RELEASE_FORMAT)):
+        return None
+    spec = ((content.get("model") or {}).get("init_args") or {}).get("extractor")
+    weights = content.get("weights") or {}
+    return spec, {k[len("extractor."):]: v for k, v in weights.items() if k.startswith("extractor.")}
+
+
 def extractor_from_checkpoint(path: str) -> Extractor:
-    """The extractor of a focal-pl checkpoint (its config travels in it), frozen, in eval mode.
+    """The extractor of a focal-pl checkpoint or release file (its config travels in it), frozen, in
+    eval mode.
 
     The checkpoint's ``extractor`` part (its config and weights, ``checkpoint_io.read_submodule``):
     the extractors package needs nothing from the training module for that.
@@ -42,7 +60,7 @@ def extractor_from_checkpoint(path: str) -> Extractor:
     must_exist(file, "fusion member", f"fusion member {file} does not exist")
     if not file.is_file():
         raise FileNotFoundError(f"fusion member {file} does not exist")
-    spec, state = read_submodule(file, "extractor")
+    spec, state = released_extractor(file) or read_submodule(file, "extractor")
     if not isinstance(spec, dict):
         raise ValueError(f"{file}: no extractor config in the checkpoint (trained from Python?); build "
                          "FusedExtractor(extractors=[...]) with the extractor objects instead")
@@ -58,7 +76,8 @@ class FusedExtractor(Extractor):
     """Several extractors as one: B x 3 x H x W -> B x (C1 + C2 + ...) x h1 x w1.
 
     Args:
-        checkpoints: focal-pl checkpoints whose extractors are fused (e.g. a ViT and an HRNet).
+        checkpoints: focal-pl checkpoints or release files (`focal-pl export`, the official weights
+            converted) whose extractors are fused (e.g. a ViT and an HRNet).
         extractors: extractors given directly (Python use); appended after the checkpoints'.
         resize: how members are brought to the first one's grid: bilinear (default) or nearest
             (the official code's choice, which keeps every 4th HRNet pixel).

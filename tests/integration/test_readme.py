@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from helpers.docs import blocks
 from helpers.paths import ENV, ROOT
 
 README = ROOT / "README.md"
-
-
-def blocks(page: Path, language: str) -> list[str]:
-    """The fenced code blocks of ``language`` in a Markdown page."""
-    import re
-
-    return re.findall(rf"```{language}\n(.*?)```", page.read_text(), re.S)
 
 
 @pytest.mark.parametrize("index", range(len(blocks(README, "python"))))

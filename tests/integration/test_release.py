@@ -166,7 +166,70 @@ def test_official_focal_weights_convert_to_a_release(kind, tmp_path, capfd):
     model = load(tmp_path / "official.pt")
     source.eval()
     x = torch.rand(1, 3, 64, 64)
+    from focal_pl.extractors import HRNet, SamViT
+
+    direct = (SamViT("tiny", img_size=64, weights=str(official)) if kind == "vit"
+              else HRNet("w18_small", weights=str(official))).eval()  # the file given to the extractor itself
     with torch.no_grad():
-        assert torch.allclose(model.module.extractor(x), source(x), atol=1e-5)
+        converted = model.module.extractor(x)
+        assert torch.allclose(converted, source(x), atol=1e-5)
+        assert torch.allclose(converted, direct(x), atol=1e-5)
     card = (tmp_path / "official.md").read_text()
     assert "Converted from the official FOCAL release" in card and "Published (FOCAL (" in card
+
+
+def test_two_converted_official_releases_fuse_without_retraining(tmp_path, capfd):
+    """The official weights converted (ViT and HRNet) are fusion members as they are: the fused
+    features are each member's unit features, the HRNet's brought to the ViT's grid the official
+    way (nearest), in the order given."""
+    import torch.nn.functional as F
+
+    from focal_pl.extractors import FusedExtractor
+    from helpers.official import official_hrnet, official_vit
+
+    releases, sources = [], []
+    for kind, make in (("vit", official_vit), ("hrnet", official_hrnet)):
+        source, state = make()
+        torch.save(state, tmp_path / f"FOCAL_{kind}_weights.pth")
+        out = focal("export", "--official", str(tmp_path / f"FOCAL_{kind}_weights.pth"),
+                    "--out", str(tmp_path / f"{kind}.pt"), "--image-size", "64", capfd=capfd)
+        assert out.returncode == 0, out.stderr[-2000:]
+        releases.append(str(tmp_path / f"{kind}.pt"))
+        sources.append(source.eval())
+    fused = FusedExtractor(checkpoints=releases, resize="nearest").eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        vit, hrnet = (F.normalize(s(x), dim=1) for s in sources)
+        expected = torch.cat([vit, F.interpolate(hrnet, size=vit.shape[-2:], mode="nearest")], dim=1)
+        got = fused(x)
+    assert fused.member_channels == [vit.shape[1], hrnet.shape[1]]
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+    assert not any(p.requires_grad for p in fused.parameters())  # members are frozen
+
+
+def test_official_yaml_predicts_with_a_converted_release_as_the_official_code(tmp_path, capfd):
+    """``--config official.yaml`` over a release: cosine k-means and bilinear mask resizing reach
+    predict (its run config says so) and its masks are ``focal_pl.load(..., clusterer=..., mask_resize=...)``'s."""
+    import focal_pl
+    from focal_pl.clustering import Clusterer
+    from helpers.official import official_vit
+
+    _, state = official_vit()
+    torch.save(state, tmp_path / "FOCAL_ViT_weights.pth")
+    assert focal("export", "--official", str(tmp_path / "FOCAL_ViT_weights.pth"), "--out", str(tmp_path / "focal_vit.pt"),
+                 "--image-size", "64", capfd=capfd).returncode == 0
+    folder = photos(tmp_path / "photos")
+    out = focal("predict", "--weights", "focal_vit.pt", "--config", "official.yaml", "--data.predict", "ImageFolder",
+                "--data.predict.root", "photos", cwd=tmp_path, capfd=capfd)
+    assert out.returncode == 0, out.stderr[-2000:]
+    folder_out = next((tmp_path / "runs" / "focal_vit").glob("predict_*"))
+    import yaml
+
+    config = yaml.safe_load((folder_out / "config.yaml").read_text())
+    assert config["model"]["init_args"]["clusterer"]["init_args"]["algorithm"] == "cosine_kmeans"
+    assert config["prediction"]["mask_resize"] == "bilinear"
+    model = focal_pl.load(tmp_path / "focal_vit.pt", clusterer=Clusterer(algorithm="cosine_kmeans"),
+                          mask_resize="bilinear")
+    for name in ("photo0", "photo1", "photo2"):
+        written = np.asarray(Image.open(folder_out / f"{name}_mask.png")) > 0
+        assert np.array_equal(written, model.localize(folder / f"{name}.png").mask), name

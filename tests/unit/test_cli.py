@@ -70,9 +70,11 @@ def test_vit_and_hrnet_configs_say_only_what_differs():
     hrnet = yaml.safe_load((configs_dir() / "hrnet.yaml").read_text())
     assert vit["trainer"] == hrnet["trainer"] == "paper/trainer.yaml"
     assert vit["data"] == hrnet["data"] == "paper/data.yaml"
-    # no block restates a class default: the loss, optimizer and plateau rule are the module's own
+    # no block restates a class default (the loss, optimizer and plateau rule are the module's own),
+    # but for the validation scoring, stated beside the official code's (official.yaml)
     for config in (vit, hrnet):
-        assert set(config["model"]["init_args"]) <= {"extractor", "clusterer", "loss"}
+        assert set(config["model"]["init_args"]) <= {"extractor", "clusterer", "loss", "val_resolution"}
+        assert config["model"]["init_args"]["val_resolution"] == "image"
         assert config["model"]["init_args"]["loss"] == "focal_pl.losses.SoftContrastiveLoss"  # no options restated
     assert "max_steps" not in (configs_dir() / "paper" / "trainer.yaml").read_text()
 

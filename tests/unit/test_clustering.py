@@ -484,3 +484,24 @@ def test_the_k_means_family_has_two_clusters_and_scikit_learns_defaults(algorith
                  "birch": cluster.Birch(n_clusters=2)}[algorithm].fit_predict(rows)
     ours = cluster_labels(rows, algorithm, seed=0)
     assert adjusted_rand_score(reference, ours) == 1.0
+
+
+def test_cosine_kmeans_partitions_as_the_official_codes_torch_kmeans():
+    """The official FOCAL code clusters with torch_kmeans.KMeans(n_clusters=2, CosineSimilarity) at its
+    defaults; on maps of two groups ours gives the same partition, and the labelling rule makes the
+    smaller group forged as the official code does."""
+    from torch_kmeans import CosineSimilarity, KMeans
+
+    from focal_pl.clustering.cosine_kmeans import cosine_kmeans
+
+    for trial in range(6):
+        g = torch.Generator().manual_seed(trial)
+        base, other = torch.randn(64, generator=g), torch.randn(64, generator=g)
+        rows = base + 0.8 * torch.randn(1000, 64, generator=g)
+        rows[:200] = other + 0.8 * torch.randn(200, 64, generator=g)
+        ours = cosine_kmeans(rows).numpy()
+        theirs = KMeans(verbose=False, n_clusters=2, distance=CosineSimilarity)(rows[None], k=2).labels[0].numpy()
+        assert (ours == theirs).all() or (ours == 1 - theirs).all(), trial
+    features = rows.T.reshape(64, 40, 25)
+    mask, _ = Clusterer("cosine_kmeans")(features)
+    assert mask.flatten()[:200].all() and not mask.flatten()[200:].any()  # the smaller cluster is forged

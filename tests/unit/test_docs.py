@@ -8,39 +8,12 @@ import os
 import re
 from pathlib import Path
 
-
+from helpers.docs import blocks, shell_lines
 from helpers.paths import ROOT
+
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def blocks(page: Path, language: str) -> list[str]:
-    """The fenced blocks of a page in ``language`` ("" for the plain ones), each fence paired with
-    its own closing one."""
-    found, current, inside = [], [], None
-    for line in page.read_text().splitlines():
-        if line.startswith("```"):
-            if inside is None:
-                inside, current = line[3:].strip(), []
-            else:
-                if inside == language:
-                    found.append("\n".join(current) + "\n")
-                inside = None
-        elif inside is not None:
-            current.append(line)
-    return found
-
-
-def shell_lines(page: Path) -> list[str]:
-    """The commands of a page's bash blocks, continuation lines joined, comments dropped."""
-    lines = []
-    for block in blocks(page, "bash"):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = line.split("  #")[0].strip()
-            if line and not line.startswith("#"):
-                lines.append(line)
-    return lines
 
 
 def test_the_readme_is_short():
