@@ -17,7 +17,7 @@ from focal_pl.data.shards import MixSchedule, exact_quotas
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "data_scale.py"
 NAMES = ["sp_coco", "cm_coco", "cm_raise", "cm_c_raise", "casia2", "imd2020"]
-PAPER_WEIGHTS = [200_000, 200_000, 200_000, 200_000, 204_920, 40_200]  # configs/data/paper_mix.yaml
+PAPER_WEIGHTS = [200_000, 200_000, 200_000, 200_000, 204_920, 40_200]  # 200K sets, CASIA-v2 x 40, IMD2020 x 20
 PAPER_SIZES = [200_000, 200_000, 200_000, 200_000, 5_123, 2_010]
 PAPER_REPEATS = [1, 1, 1, 1, 40, 20]
 # items per 128 MB chunk of each set, from the stored bytes per item the simulation measured

@@ -403,3 +403,54 @@ def test_val_split_holds_shard_items_out_of_every_training_epoch(shards):
         assert len(set(items.tolist())) == len(items)
     again = StreamingShards([str(root / "out")], seed=3)
     assert [s.items.tolist() for s in again.hold_out(4)] == [stream.held_out[0].tolist()]  # every rank, every resume
+
+
+def test_counts_cap_each_folder_at_a_fixed_seeded_set_and_a_short_folder_is_said(shards, tmp_path, caplog):
+    """``counts``: at most that many distinct items of a folder, the same ones every epoch, apart from
+    the validation split; a folder holding fewer serves all it has, once, and one warning says so."""
+    from focal_pl.data.shards import MixSchedule
+
+    chunks = [[5, 5, 5], [4, 4]]  # folders of 15 and 8 items
+    schedule = MixSchedule(chunks, repeats=[1, 3], counts=[6, None], seed=2)
+    assert schedule.sizes == [6, 8] and len(schedule) == 6 + 24
+    first = [set(schedule.order(e)[1][schedule.order(e)[0] == 0].tolist()) for e in range(3)]
+    assert len(first[0]) == 6 and first[0] == first[1] == first[2]  # a fixed set, not a new draw per epoch
+    assert MixSchedule(chunks, counts=[6, None], seed=2).allowed[0].tolist() == sorted(first[0])
+    held = MixSchedule(chunks, counts=[6, 20], seed=2, exclude=[[0, 1, 2], []])
+    assert held.sizes == [6, 8] and not {0, 1, 2} & set(held.allowed[0].tolist())
+    with pytest.raises(ValueError, match="counts must be 2 whole numbers"):
+        MixSchedule(chunks, counts=[0, None])
+    root, _, _ = shards
+    size = len(ShardFolder(root / "out"))
+    stream = StreamingShards([str(root / "out")], counts=[size + 5], seed=3)
+    with caplog.at_level(logging.WARNING, logger="focal_pl"):
+        assert len(stream.schedule()) == size
+        stream.schedule()
+    said = [r.getMessage() for r in caplog.records if "fewer than" in r.getMessage()]
+    assert len(said) == 1 and f"holds {size:,} items for training, fewer than the {size + 5:,}" in said[0]
+    with pytest.raises(ValueError, match="1 shard folders but 2 counts"):
+        StreamingShards([str(root / "out")], counts=[1, 2])
+
+
+@pytest.mark.parametrize("name", ["paper_mix", "official_mix"])
+def test_each_mix_says_how_many_items_an_epoch_holds_and_the_budget_how_many_epochs(name):
+    """The number in each mix's header is the file's own counts x repeats; vit.yaml's budget says how
+    many epochs of each mix it is, to two decimals."""
+    import re
+
+    import yaml
+
+    from focal_pl.cli.shipped import configs_dir
+
+    text = (configs_dir() / "data" / f"{name}.yaml").read_text()
+    init = yaml.safe_load(text)["data"]["train"]["init_args"]
+    repeats = init.get("repeats") or [1] * len(init["paths"])
+    items = sum(c * r for c, r in zip(init["counts"], repeats))
+    stated = int(re.search(r"One epoch holds ([\d,]+) items", text).group(1).replace(",", ""))
+    assert stated == items and len(init["counts"]) == len(init["paths"])
+    vit = (configs_dir() / "vit.yaml").read_text()
+    budget = yaml.safe_load(vit)["budget"]["images"]
+    epochs = re.search(rf"([\d.]+) (?:epochs )?of data/{name}\.yaml \(([\d,]+)", vit)
+    assert epochs and float(epochs.group(1)) == round(budget / items, 2)
+    assert int(epochs.group(2).replace(",", "")) == items
+    assert "issue #16" in vit

@@ -54,13 +54,16 @@ class MixSchedule:
 
     def __init__(self, chunk_items: Sequence[Sequence[int]], weights: Sequence[float] | None = None,
                  repeats: Sequence[int] | None = None, seed: int = 0, shuffle: bool = True, window: int = 4,
-                 exclude: Sequence[Sequence[int]] | None = None) -> None:
+                 exclude: Sequence[Sequence[int]] | None = None, counts: Sequence[int | None] | None = None) -> None:
         self.chunk_items = [np.asarray(c, dtype=np.int64) for c in chunk_items]
         # the items each folder may serve (None: all of them); ``exclude`` holds a validation split out
         self.allowed: list[np.ndarray | None] = [
             None if exclude is None or not len(exclude[f])
             else np.setdiff1d(np.arange(int(c.sum()), dtype=np.int64), np.asarray(exclude[f], dtype=np.int64))
             for f, c in enumerate(self.chunk_items)]
+        self.seed = int(seed) % 2**63
+        if counts is not None:
+            self.allowed = self._capped(counts)
         self.sizes = [int(c.sum()) if a is None else len(a) for c, a in zip(self.chunk_items, self.allowed)]
         if not any(self.sizes):
             raise ValueError("the shard folders hold no item")
@@ -68,10 +71,24 @@ class MixSchedule:
             empty = [i for i, n in enumerate(self.sizes) if n == 0]
             raise ValueError(f"shard folder(s) {empty} hold no item; leave them out of the mix")
         self.quotas = exact_quotas(self.sizes, weights, repeats)
-        self.seed = int(seed) % 2**63
         self.shuffle = shuffle
         self.window = max(1, window)
         self._cached: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def _capped(self, counts: Sequence[int | None]) -> list[np.ndarray | None]:
+        """Each folder's items cut to at most ``counts[f]`` distinct ones (None: all), a seeded draw made
+        once (the same items every epoch, a fixed set as a data set is); a folder holding fewer keeps all."""
+        if len(counts) != len(self.chunk_items) or any(c is not None and (int(c) != c or c < 1) for c in counts):
+            raise ValueError(f"counts must be {len(self.chunk_items)} whole numbers >= 1 or null, got {list(counts)}")
+        capped = []
+        for f, (count, pool) in enumerate(zip(counts, self.allowed)):
+            size = int(self.chunk_items[f].sum()) if pool is None else len(pool)
+            if count is None or count >= size:
+                capped.append(pool)
+                continue
+            chosen = np.sort(self._rng(-2 % 2**32, f).choice(size, int(count), replace=False))
+            capped.append(chosen if pool is None else pool[chosen])
+        return capped
 
     def __len__(self) -> int:
         return sum(self.quotas)

@@ -88,10 +88,13 @@ class StreamingShards:
 
     Args:
         paths: shard folders (e.g. one per training set).
-        weights: shares of an epoch per folder, e.g. the paper's size x repeat factor
-            ([200000, 200000, 200000, 200000, 204920, 40200]); default: every item once.
+        weights: shares of an epoch per folder, e.g. size x repeat factor ([200000, 200000, 200000,
+            204920, 40200]); default: every item once.
         repeats: instead of weights, how many times each folder's items appear in an epoch (the
-            paper: [1, 1, 1, 1, 40, 20]).
+            official lists: [1, 1, 1, 40, 20]).
+        counts: at most how many distinct items of each folder the mix uses (null: all), a seeded
+            draw made once, the same every epoch (the paper's set sizes: [200000, 200000, 200000,
+            200000, 5105, 2010]); a folder holding fewer serves all it has, said in one warning line.
         shuffle: shuffle the order each epoch (chunks, items within windows of chunks, folders).
         seed: the order's seed (the same on every rank).
         window: chunks whose items are shuffled together (more: better mixing, more open chunks).
@@ -99,11 +102,11 @@ class StreamingShards:
 
     def __init__(
         self, paths: list[str], weights: list[float] | None = None, repeats: list[int] | None = None,
-        shuffle: bool = True, seed: int = 0, window: int = 4,
+        shuffle: bool = True, seed: int = 0, window: int = 4, counts: list[int | None] | None = None,
     ) -> None:
         if not paths:
             raise ValueError("StreamingShards needs at least one shard folder")
-        for name, values in (("weights", weights), ("repeats", repeats)):
+        for name, values in (("weights", weights), ("repeats", repeats), ("counts", counts)):
             if values is not None and len(values) != len(paths):
                 raise ValueError(f"{len(paths)} shard folders but {len(values)} {name}")
         if weights is not None and repeats is not None:
@@ -113,10 +116,12 @@ class StreamingShards:
         self.paths = [str(Path(p).expanduser()) for p in paths]
         self.weights = weights
         self.repeats = repeats
+        self.counts = counts
         self.shuffle = shuffle
         self.seed = seed
         self.window = window
         self._folders: list[ShardFolder] | None = None
+        self._short_said: set[str] = set()
         self.held_out: list[np.ndarray] | None = None
 
     def folders(self) -> list[ShardFolder]:
@@ -129,8 +134,15 @@ class StreamingShards:
         return self._folders
 
     def schedule(self) -> MixSchedule:
-        return MixSchedule([f.chunk_items() for f in self.folders()], self.weights, self.repeats,
-                           seed=self.seed, shuffle=self.shuffle, window=self.window, exclude=self.held_out)
+        schedule = MixSchedule([f.chunk_items() for f in self.folders()], self.weights, self.repeats,
+                               seed=self.seed, shuffle=self.shuffle, window=self.window, exclude=self.held_out,
+                               counts=self.counts)
+        for path, count, size in zip(self.paths, self.counts or [], schedule.sizes):
+            if count is not None and size < count and path not in self._short_said:
+                self._short_said.add(path)
+                log.warning("shards: %s holds %s items for training, fewer than the %s the mix names: all of "
+                            "them are used, once each", path, f"{size:,}", f"{count:,}")
+        return schedule
 
     def hold_out(self, size: int, seed: int = 0) -> list[ShardSource]:
         """``size`` distinct items drawn at random (seeded) over all folders, taken out of every
