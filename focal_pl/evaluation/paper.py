@@ -47,3 +47,32 @@ def figure(table: str, row: str | None, set_name: str, metric: str = "f1") -> fl
     if isinstance(value, list):  # [F1, IoU]
         return value[("f1", "iou").index(metric)] if metric in ("f1", "iou") else None
     return value if metric == "f1" else None
+
+
+# the focal-pl report column each of the paper's competitor tables compares with: (table, index in [F1, IoU])
+COMPETITOR_TABLES = {"f1": ("table_2_pixel", 0), "iou": ("table_2_pixel", 1),
+                     "image_auc": ("table_4_image", 0), "image_acc": ("table_4_image", 1)}
+
+
+def published(metric: str, set_name: str) -> list[dict[str, Any]]:
+    """Other methods' published figures under the protocol of report column ``metric`` on a test set:
+    the FOCAL paper's competitor rows (TruFor, CAT-Net, ... as its authors measured them, its
+    protocol) and the ``peers`` entries (each method's own paper or code, its protocol). Each is
+    ``{method, value, source}``."""
+    out = []
+    key = paper_set(set_name)
+    if metric in COMPETITOR_TABLES and key:
+        table, index = COMPETITOR_TABLES[metric]
+        for row, values in figures()[table]["rows"].items():
+            value = values.get(key)
+            if not row.startswith("FOCAL") and isinstance(value, list):
+                out.append({"method": row, "value": float(value[index]),
+                            "source": f"the FOCAL paper's {table}, measured by its authors"})
+    for entry in figures().get("peers", []):
+        if entry["metric"] != metric:
+            continue
+        for method, values in entry["figures"].items():
+            value = values.get(set_name.split(":", 1)[0].lower())  # keyed by focal-pl's reader names
+            if value is not None:
+                out.append({"method": method, "value": float(value), "source": entry["source"]})
+    return out

@@ -187,7 +187,7 @@ class PredictionWriter(BasePredictionWriter):
     def _finish(self, scorer: Scorer, batch: Batch, clustered: Clustered) -> None:
         """The host part of a batch: each image scored at its own size and its files written."""
         for i, item in enumerate(scorer.score(batch, clustered)):
-            scorer.measure(item)
+            scorer.measure(item, peers=False)
             name = str(batch.name[i])
             said = small_image(name, tuple(batch.size[i]), self._image_size)
             if said and name not in self._warned:

@@ -25,6 +25,7 @@ from focal_pl.clustering.masker import Masker
 from focal_pl.data.batch import Batch
 from focal_pl.evaluation.masks import Resize, official_grid_truth, resize_mask
 from focal_pl.evaluation.metrics import pixel_scores, score_auc
+from focal_pl.evaluation.protocols import pixel_counts, trufor_scores
 
 Resolution = Literal["image", "grid"]
 
@@ -43,6 +44,12 @@ class ImageResult:
     f1_permuted: float = math.nan
     iou: float = math.nan
     pixel_auc: float = math.nan
+    f1_best_trufor: float = math.nan
+    f1_fixed_trufor: float = math.nan
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
     image_score: float = math.nan
     forged_share: float = math.nan
     mask_file: str = ""
@@ -152,11 +159,18 @@ class Scorer:
         return out
 
     @staticmethod
-    def measure(item: Scored) -> ImageResult:
-        """Fill in the image's pixel numbers (F1s, IoU, pixel AUC) against its truth, if it has one."""
+    def measure(item: Scored, peers: bool = True) -> ImageResult:
+        """Fill in the image's pixel numbers (F1s, IoU, pixel AUC and, with ``peers``, the peers'
+        protocols: ``focal_pl.evaluation.protocols``) against its truth, if it has one."""
         if item.truth is not None:
             numbers = pixel_scores(item.mask, item.truth)
             for key in ("f1", "f1_forged", "f1_permuted", "iou"):
                 setattr(item.result, key, float(numbers[key]))
             item.result.pixel_auc = score_auc(item.score, item.truth)
+            if peers:
+                numbers = pixel_counts(item.mask, item.truth)
+                if bool(item.truth.any()):
+                    numbers.update(trufor_scores(item.mask, item.score, item.truth))
+                for key, value in numbers.items():
+                    setattr(item.result, key, value)
         return item.result

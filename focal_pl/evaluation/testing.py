@@ -13,9 +13,17 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
 from focal_pl.clustering.image_score import ImageScore
+from focal_pl.evaluation.curves import PixelHistograms, write_index, write_plots
 from focal_pl.evaluation.writer import ImageFiles, gather_rows
 from focal_pl.evaluation import paper
-from focal_pl.evaluation.report import TABLE_METRICS, aggregate, beside_paper, plot_robustness, write_report
+from focal_pl.evaluation.report import (
+    TABLE_METRICS,
+    aggregate,
+    beside_paper,
+    plot_robustness,
+    summary_lines,
+    write_report,
+)
 from focal_pl.evaluation.scoring import Clustered
 from focal_pl.evaluation.masks import Resize, resize_mask
 from focal_pl.evaluation.pictures import save_rgb, side_by_side
@@ -58,6 +66,9 @@ class TestReport(Callback):
             FOCAL (ViT), HRNet -> FOCAL (HRNet), FusedExtractor -> FOCAL (Fusion)), a row name of
             ``paper_table``, or None for none.
         paper_table: the paper's table of ``paper_row`` (``table_2_pixel``; an ablation gives its own).
+        save_curves: per undegraded set, ``curves/<set>.png`` (pooled F1 against the score map's
+            threshold, and the pixel ROC) and ``curves/<set>_f1.png`` (the per-image F1s), at each
+            image's own resolution when it is scored there; all shown by the folder's ``index.html``.
     """
 
     __test__ = False  # not a pytest class
@@ -73,6 +84,7 @@ class TestReport(Callback):
         output_dir: str | None = None,
         paper_row: str | None = "auto",
         paper_table: str = paper.MAIN_TABLE,
+        save_curves: bool = True,
     ) -> None:
         if resolution not in RESOLUTIONS:
             raise ValueError(f"testing.resolution must be 'both', 'grid' or 'image', got {resolution!r}")
@@ -94,6 +106,9 @@ class TestReport(Callback):
         self.output_dir = output_dir
         self.paper_row = paper_row
         self.paper_table = paper_table
+        self.save_curves = save_curves
+        self.curve_resolution = "image" if "image" in RESOLUTIONS[resolution] else "grid"
+        self._histograms = PixelHistograms()
         self.rows: list[dict[str, Any]] = []
         self.table: list[dict[str, Any]] = []
         self.folder = Path(".")
@@ -106,6 +121,7 @@ class TestReport(Callback):
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.rows, self._files, self._drawn = [], ImageFiles(self.folder), {}
+        self._histograms = PixelHistograms()
 
     def _set(self, trainer: L.Trainer, index: int) -> tuple[str, str]:
         sets = getattr(trainer.datamodule, "test_sets", None)
@@ -128,6 +144,9 @@ class TestReport(Callback):
                     result.mask_file, result.score_file = files["mask_file"], files["score_file"]
                 if resolution == "image" and item.truth is not None and trainer.is_global_zero:
                     self._picture(batch, i, item, set_name, degradation)
+                if (self.save_curves and resolution == self.curve_resolution and degradation == "none"
+                        and item.truth is not None):
+                    self._histograms.add(set_name, item.score, item.truth)
                 self.rows.append({**result.row(), "resolution": resolution})
 
     def _picture(self, batch: Any, i: int, item: Any, set_name: str, degradation: str) -> None:
@@ -147,6 +166,7 @@ class TestReport(Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         rows = gather_rows(self.rows, trainer)
+        histograms = PixelHistograms.merged(gather_rows([self._histograms.state()], trainer))
         row = paper.row_of(pl_module.extractor) if self.paper_row == "auto" else self.paper_row
         meta = {
             "model": type(pl_module.extractor).__name__,
@@ -162,7 +182,7 @@ class TestReport(Callback):
         if row:
             beside_paper(self.table, self.paper_table, row)
         self._log(trainer)
-        self._write(rows, meta)
+        self._write(rows, meta, histograms)
 
     @rank_zero_only
     def _log(self, trainer: L.Trainer) -> None:
@@ -181,17 +201,22 @@ class TestReport(Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
 
     @rank_zero_only
-    def _write(self, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    def _write(self, rows: list[dict[str, Any]], meta: dict[str, Any],
+               histograms: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         if not rows:
             return
         write_report(self.folder, rows, meta, self.table)
         plots = plot_robustness(self.folder, self.table)
-        print(f"\nTest results ({scored_images(rows)}): {self.folder / 'results.md'}")
-        print((self.folder / "results.md").read_text().split("\nColumns:")[0])
+        curves = write_plots(self.folder, histograms, rows, self.curve_resolution) if self.save_curves else {}
+        index = write_index(self.folder, f"focal-pl test: {meta['model']}", summary_lines(self.table, meta, True),
+                            curves)
+        print(f"\nTest results ({scored_images(rows)}): {self.folder / 'results.md'} (each column defined there)")
+        print("\n".join(summary_lines(self.table, meta)))
         for line in unscored_sets(rows):
             print(line)
         if plots:
             print("robustness plots: " + ", ".join(str(p) for p in plots))
+        print(f"curves, histograms and pictures: {index}")
 
 
 def scored_images(rows: list[dict[str, Any]]) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sklearn.metrics import f1_score, jaccard_score, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score, f1_score, jaccard_score, roc_auc_score
 
 from focal_pl.cli.lightning import run_lightning
 from focal_pl.clustering.image_score import heterogeneity
@@ -65,7 +65,7 @@ def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, t
     assert not any(k.startswith("test/folder/") for k in run.trainer.callback_metrics)
     header = (folder / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "test/folder/f1" in header and "test/synthetic-4/f1" in header
-    assert "forged-class F1" in (folder / "results.md").read_text()
+    assert "forged class" in (folder / "results.md").read_text()
     truth_of = {}
     source = FolderPairs(str(images), include_authentic=True)
     for i in range(len(source)):
@@ -121,6 +121,31 @@ def test_report_numbers_equal_a_recomputation_from_the_saved_masks(checkpoint, t
         assert entry["image_acc"] == pytest.approx(np.mean(decisions))
         scores = [float(r["image_score"]) for _, _, r in items]
         assert entry["image_auc"] == pytest.approx(roc_auc_score([f for f, _, _ in items], scores))
+        assert entry["image_bacc"] == pytest.approx(balanced_accuracy_score(
+            [f for f, _, _ in items], np.asarray(scores) > report["image_threshold"]))
+    # the peers' columns, recomputed from the saved masks and score maps by the peers' own formulas
+    from helpers.peer_formulas import trufor_f1_best, trufor_f1_fixed
+
+    for name, items in by_set.items():
+        forged = [(p, r) for is_forged, p, r in items if is_forged]
+        for predicted, row in forged:
+            truth, score = truth_of[row["name"]], np.asarray(Image.open(folder / row["score_file"]))
+            assert float(row["f1_best_trufor"]) == pytest.approx(trufor_f1_best(score, truth), abs=1e-9)
+            expected = trufor_f1_fixed(predicted, truth)
+            assert (np.isnan(expected) and row["f1_fixed_trufor"] == "nan") or float(row["f1_fixed_trufor"]) == \
+                pytest.approx(expected, abs=1e-9)
+        entry = next(e for e in report["results"] if e["set"] == name and e["resolution"] == "image")
+        truth = np.concatenate([truth_of[r["name"]].ravel() for _, r in forged])
+        pooled = np.concatenate([p.ravel() for p, _ in forged])
+        assert entry["f1_pooled"] == pytest.approx(f1_score(truth, pooled), abs=1e-9)
+        assert entry["iou_pooled"] == pytest.approx(jaccard_score(truth, pooled), abs=1e-9)
+    # the plots of every set, and one page that shows them with the tables and the picture strips
+    page = (folder / "index.html").read_text()
+    for name in ("folder", "synthetic-4"):
+        for plot in (f"curves/{name}.png", f"curves/{name}_f1.png"):
+            assert Image.open(folder / plot).size[0] > 400 and f"src='{plot}'" in page
+        assert f"src='pictures/{name}/" in page
+    assert "<th>F1 best (TruFor)</th>" in page and "F1 (FOCAL, macro)" in page
 
 
 def test_grid_resolution_scores_on_the_feature_grid(checkpoint, tmp_path):
