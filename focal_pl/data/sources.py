@@ -266,18 +266,30 @@ class PristineFolder(RootFolder):
         count: how many images to draw (None: all); more than there are is an error.
         seed: the draw's seed.
         name: the set's name in the tables (e.g. imagenet, coco, vision).
+        subfolders: only images inside a folder of one of these names, at any depth (VISION's
+            natural photos, as the paper takes them: ``[Nat, Flat]``; not ``NatFBH``, ``NatWA``, videos).
     """
 
     root_label = "pristine folder"
 
-    def __init__(self, root: str, count: int | None = 2000, seed: int = 0, name: str = "pristine") -> None:
+    def __init__(self, root: str, count: int | None = 2000, seed: int = 0, name: str = "pristine",
+                 subfolders: list[str] | None = None) -> None:
         if count is not None and count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
+        if subfolders is not None and not subfolders:
+            raise ValueError("subfolders must name at least one folder, or be null (every image)")
         super().__init__(root, repeat=1, include_authentic=True)
         self.count, self.seed, self.name = count, seed, name
+        self.subfolders = list(subfolders) if subfolders else None
 
     def scan(self) -> list[Entry]:
         found = find_images(self.root)
+        if self.subfolders:
+            wanted = set(self.subfolders)
+            found = [p for p in found if wanted & set(p.relative_to(self.root).parts[:-1])]
+            if not found:
+                raise ValueError(f"{self.name}: no image under {self.root} inside a folder named "
+                                 f"{' or '.join(self.subfolders)}")
         if self.count is not None and found:
             if self.count > len(found):
                 raise ValueError(f"{self.name}: count {self.count} is more than the {len(found)} images in {self.root}")

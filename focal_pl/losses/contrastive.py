@@ -117,7 +117,9 @@ class InfoNCELoss(SampledPixelLoss):
 
 
 class DCLLoss(InfoNCELoss):
-    """Decoupled contrastive loss: InfoNCE with the positive removed from the denominator."""
+    """Decoupled contrastive loss: built on focal-pl's InfoNCE (the official code's: the mean similarity
+    to the other pristine pixels as the positive, not the original NCE's pairs), with the positive
+    removed from the denominator."""
 
     def pair_loss(self, pristine: Tensor, forged: Tensor) -> Tensor:
         positive = _off_diagonal(pristine @ pristine.T).mean(1)

@@ -121,15 +121,17 @@ def test_a_failing_run_is_reported_as_failed_not_with_stale_numbers(tmp_path, mo
     old = out / "run000_temperature=0.05"
     old.mkdir(parents=True)
     (old / "metrics.json").write_text(json.dumps({"best": {"f1": 0.99}, "final": {"f1": 0.99}}))  # an old run's
-    code = main(["sweep", "temperature", "--count", "1", "--out", str(out), "--trainer.max_steps", "many"])
+    # a value that parses (the preflight refuses what does not, before any run) but fails in the run
+    code = main(["sweep", "temperature", "--count", "1", "--out", str(out), "--model.init_args.loss.init_args.max_iter",
+                 "0"])
     assert code == 1
     row = json.loads((out / "sweep_results.json").read_text())[0]
     assert row["version"] == "run000_temperature=0.05-2"  # a new folder, the old run's left alone
     assert row["returncode"] != 0 and row["best"] is None
     assert "failed" in (out / "sweep_results.md").read_text()
-    assert "many" in (out / row["version"] / "run.log").read_text()
+    assert "max_iter must be >= 1, got 0" in (out / row["version"] / "run.log").read_text()
     # the table says why in the run's own one line, not only "see run.log"
-    assert row["status"].startswith("failed (2): trainer.max_steps") and "many" in row["status"]
+    assert row["status"].startswith("failed (2): model.init_args.loss: max_iter") and "got 0" in row["status"]
 
 
 def test_a_run_that_never_validated_is_failed_not_nan_ok(tmp_path, monkeypatch):

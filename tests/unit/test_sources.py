@@ -271,3 +271,22 @@ def test_coverage_counts_items_with_resized_masks_as_forged(tmp_path, capsys):
         save(root / "mask" / f"{n}forged.tif", box_mask() if n == 1 else np.kron(box_mask(), np.ones((2, 2), np.uint8)))
     report = check_sources([Coverage(str(root), include_authentic=True)])["sources"][0]
     assert (report["items"], report["forged"], report["authentic"], len(report["notes"])) == (6, 3, 3, 2)
+
+
+def test_pristine_folder_takes_visions_natural_photos_only_when_asked(tmp_path):
+    """VISION's layout (``<device>/images/Nat|Flat|NatFBH|NatWA/``, ``videos/``): ``subfolders: [Nat,
+    Flat]`` draws from Nat/ and Flat/ alone, as the paper's Table VIII; without it every image counts."""
+    from focal_pl.data.sources import PristineFolder
+
+    for device in ("D01_Samsung", "D02_Apple"):
+        for kind in ("Nat", "Flat", "NatFBH", "NatWA"):
+            for i in range(2):
+                save(tmp_path / device / "images" / kind / f"{device}_{kind}_{i}.jpg", photo(seed=i))
+        save(tmp_path / device / "videos" / "Nat" / "frame.jpg", photo())  # a Nat folder under videos/
+    natural = PristineFolder(str(tmp_path), count=None, subfolders=["Nat", "Flat"], name="vision")
+    names = sorted(Path(e.image).parent.name for e in natural.scan())
+    assert names == ["Flat"] * 4 + ["Nat"] * 6  # videos/Nat counts: the rule is the folder's name
+    assert len(PristineFolder(str(tmp_path), count=None).scan()) == 4 * 2 * 2 + 2
+    assert len(PristineFolder(str(tmp_path), count=5, seed=1, subfolders=["Nat", "Flat"]).scan()) == 5
+    with pytest.raises(ValueError, match="no image under .* inside a folder named Natural"):
+        PristineFolder(str(tmp_path), count=None, subfolders=["Natural"]).scan()
