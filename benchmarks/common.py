@@ -1,5 +1,5 @@
-"""What the benchmarks share: the results folder, timing, a quiet CPU trainer, and writing a result
-with its machine."""
+"""What the benchmarks share: the results folder, timing, memory, Markdown tables, the small CPU fits
+of the studies, and writing a result with its machine."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the photos and real images beside the checkout
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -73,19 +75,76 @@ def cpu_trainer(folder: str, callbacks: list, steps: int | None = None, sanity: 
                      default_root_dir=folder, **fit)
 
 
+@contextmanager
+def cpu_fit(seed: int, steps: int, callbacks: Sequence = (), sanity: int = 0):
+    """A study's fit: one torch thread (one fit per process), every generator seeded, then
+    ``cpu_trainer`` of ``steps`` in a temporary folder with a quiet ``ValidationRecord`` first in its
+    callbacks; yields (trainer, record, folder)."""
+    import tempfile
+
+    import lightning as L
+    import torch
+
+    from focal_pl.evaluation import ValidationRecord
+
+    torch.set_num_threads(1)
+    L.seed_everything(seed, verbose=False)
+    record = ValidationRecord(save_images=0, metrics_file=None)
+    with tempfile.TemporaryDirectory() as folder:
+        yield cpu_trainer(folder, [record, *callbacks], steps, sanity), record, folder
+
+
+def study_options(parser: Any, out: str, pool: str | None) -> Any:
+    """The options of the from-scratch CPU studies (loss_learning, real_forgeries)."""
+    add = parser.add_argument
+    add("--steps", type=int, default=400)
+    add("--batch", type=int, default=8)
+    add("--size", type=int, default=96, help="side of training and validation in px")
+    add("--reuse", type=int, default=2, help="epochs over the training set")
+    add("--val", type=int, default=48, help="held-out synthetic splices")
+    add("--lr", type=float, default=1e-3)
+    add("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add("--pool", default=pool, help="folder of pristine photos")
+    add("--jobs", type=int, default=2, help="fits at a time (one process and one thread each)")
+    add("--out", default=str(RESULTS / out), help="results path without .json")
+    return parser
+
+
+def splice_data(a: dict[str, Any], seed: int, size: int, boundary: str = "mixed", **data: Any) -> Any:
+    """The studies' data: ``steps x batch / reuse`` training splices of the seed, ``val`` held-out ones."""
+    from focal_pl.data import ForgeryDataModule, SyntheticForgeries
+
+    def splices(length: int, seed: int) -> SyntheticForgeries:
+        return SyntheticForgeries(length, size, pool=a["pool"], kinds=["splice"], boundary=boundary, seed=seed)
+
+    return ForgeryDataModule(train=splices(a["steps"] * a["batch"] // a["reuse"], 100 + seed),
+                             val=splices(a["val"], 10_000), image_size=a["size"], batch_size=a["batch"],
+                             num_workers=0, **data)
+
+
+def in_processes(run: Callable[[Any], Any], tasks: list, jobs: int) -> list:
+    """``run`` of every task, ``jobs`` spawned processes at a time."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(run, tasks))
+
+
 def write_result(name: str, record: dict[str, Any], lines: Iterable[str] = (), results: Path | str = RESULTS,
                  title: str | None = None) -> dict[str, Any]:
-    """Write ``<results>/<name>.json``: ``record`` with the machine it ran on (``machine``, from
-    ``focal_pl.training.provenance.machine()`` unless the record has one); print the machine line and
-    ``lines`` (the tables). With a ``title``, the same text also goes to ``<name>.md`` under it."""
+    """Write ``<results>/<name>.json`` (``name`` may be a path without .json): ``record`` with the
+    machine it ran on (``machine``, from ``focal_pl.training.provenance.machine()`` unless the record
+    has one); print the machine line and ``lines`` (the tables). With a ``title``, the same text also
+    goes to ``<name>.md`` under it."""
     from focal_pl.training.provenance import machine, machine_line
 
     record = {"machine": record.get("machine") or machine(), **record}
-    folder = Path(results)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    path = Path(results) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_name(path.name + ".json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     text = "\n".join([machine_line(record["machine"]), "", *lines])
     print(text, flush=True)
     if title:
-        (folder / f"{name}.md").write_text(f"# {title}\n\n{text}\n")
+        path.with_name(path.name + ".md").write_text(f"# {title}\n\n{text}\n")
     return record

@@ -1,14 +1,8 @@
-"""Which loss learns? Each loss variant trains the same small CNN from scratch on the CPU through the
-package's own loop (``FocalModule`` + ``ForgeryDataModule`` + a Lightning ``Trainer``), on the same
-synthetic splices (sharp or blended boundaries), with the same budget, over several seeds; each is
-scored by the validation callback (``ValidationRecord``): k-means during the fit (the untrained
-score is its sanity check), then HDBSCAN in one ``trainer.validate`` of the trained model.
+"""Which loss learns? Each variant trains the same small CNN from scratch on the same synthetic splices
+(sharp or blended) over seeds: k-means F1 during the fit (and untrained), HDBSCAN F1 after it.
 
     python benchmarks/loss_learning.py                       # the full grid (17 x 2 x 3 fits; about 2 h on 2 cores)
     python benchmarks/loss_learning.py --variants nce scl_within --seeds 0 --boundaries sharp --out /tmp/ll
-
-Writes benchmarks/results/<out>.json and prints the table (mean ± std over seeds); the pages are
-hand-written.
 """
 
 from __future__ import annotations
@@ -17,23 +11,15 @@ import argparse
 import functools
 import json
 import statistics
-import tempfile
-import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
-from pathlib import Path
 
-import lightning as L
 import torch
 
 from focal_pl.clustering import Clusterer
-from focal_pl.data import ForgeryDataModule, SyntheticForgeries
-from focal_pl.evaluation import ValidationRecord
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
 
-from common import RESULTS, cpu_trainer, mean_std, table, write_result
+from common import cpu_fit, in_processes, mean_std, splice_data, study_options, table, timed, write_result
 
 SCL = SoftContrastiveLoss
 # name -> (loss for a run of s steps, what it is)
@@ -63,26 +49,16 @@ VARIANTS = {
 def run(task: tuple[str, str, int, dict]) -> dict:
     """One fit of one variant: the seed fixes the initial weights, the training set and its order."""
     variant, boundary, seed, a = task
-    torch.set_num_threads(1)
-    L.seed_everything(seed, verbose=False)
-    splices = functools.partial(SyntheticForgeries, size=a["source_size"], kinds=["splice"], boundary=boundary,
-                                pool=a["pool"])
-    data = ForgeryDataModule(train=splices(a["steps"] * a["batch"] // a["reuse"], seed=100 + seed),
-                             val=splices(a["val"], seed=10_000), image_size=a["size"], batch_size=a["batch"],
-                             num_workers=0)
-    module = FocalModule(ForensicCNN(width=32, depth=6, out_dim=64, stride=4, padding_mode="zeros"),
-                         VARIANTS[variant][0](a["steps"]), Clusterer("kmeans"),
-                         optimizer=functools.partial(torch.optim.Adam, lr=a["lr"]), scheduler=None)
-    evaluator = ValidationRecord(save_images=0, metrics_file=None)
-    with tempfile.TemporaryDirectory() as folder:
-        trainer = cpu_trainer(folder, [evaluator], a["steps"], sanity=-1)
-        start = time.perf_counter()
-        trainer.fit(module, data)
-        seconds = time.perf_counter() - start
-        untrained, kmeans = evaluator.record["untrained"], evaluator.record["final"]  # k-means: the fit's clusterer
+    with cpu_fit(seed, a["steps"], sanity=-1) as (trainer, record, _):
+        data = splice_data(a, seed, a["source_size"], boundary)
+        module = FocalModule(ForensicCNN(width=32, depth=6, out_dim=64, stride=4, padding_mode="zeros"),
+                             VARIANTS[variant][0](a["steps"]), Clusterer("kmeans"),
+                             optimizer=functools.partial(torch.optim.Adam, lr=a["lr"]), scheduler=None)
+        seconds = timed(lambda: trainer.fit(module, data))[0]
+        untrained, kmeans = record.record["untrained"], record.record["final"]  # k-means: the fit's clusterer
         module.clusterer = Clusterer("hdbscan", min_cluster_size=0.05)
         trainer.validate(module, data, verbose=False)
-    hdbscan = evaluator.record["final"]
+    hdbscan = record.record["final"]
     row = {"variant": variant, "boundary": boundary, "seed": seed, "untrained_kmeans_f1": untrained["f1"],
            "kmeans_f1": kmeans["f1"], "kmeans_iou": kmeans["iou"], "hdbscan_f1": hdbscan["f1"],
            "hdbscan_iou": hdbscan["iou"], "fit_seconds": seconds}
@@ -102,28 +78,15 @@ def tables(rows: list[dict], variants: list[str], boundaries: list[str]) -> list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, default=96, help="training / validation side in px")
+    parser = study_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]), "loss_learning", None)
     parser.add_argument("--source-size", type=int, default=128, help="side of the generated composites")
-    parser.add_argument("--reuse", type=int, default=2, help="epochs over the training set")
-    parser.add_argument("--val", type=int, default=48, help="validation images per boundary type")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--boundaries", nargs="+", default=["sharp", "blended"], choices=["sharp", "blended"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--pool", default=None, help="folder of pristine photos (default: scikit-image's)")
-    parser.add_argument("--jobs", type=int, default=2, help="fits at a time (one process and one thread each)")
-    parser.add_argument("--out", default=str(RESULTS / "loss_learning"), help="results path without .json")
-    args = vars(parser.parse_args())
-    tasks = [(v, b, s, args) for s in args["seeds"] for b in args["boundaries"] for v in args["variants"]]
-    start = time.perf_counter()
-    with ProcessPoolExecutor(args["jobs"], mp_context=get_context("spawn")) as pool:
-        rows = list(pool.map(run, tasks))
-    out = Path(args["out"])
-    write_result(out.name, {"settings": args, "wall_seconds": time.perf_counter() - start, "runs": rows},
-                 tables(rows, args["variants"], args["boundaries"]), results=out.parent)
+    a = vars(parser.parse_args())
+    tasks = [(v, b, s, a) for s in a["seeds"] for b in a["boundaries"] for v in a["variants"]]
+    wall, _, rows = timed(lambda: in_processes(run, tasks, a["jobs"]))
+    write_result(a["out"], {"settings": a, "wall_seconds": wall, "runs": rows},
+                 tables(rows, a["variants"], a["boundaries"]))
 
 
 if __name__ == "__main__":

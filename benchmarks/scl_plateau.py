@@ -1,21 +1,14 @@
-"""Where SCL stalls: a weak-trace toy on which SCL can sit at its collapse plateau (identical features
-give SCL 2 ln 2 whatever W is). The same small CNN trains from scratch, through ``FocalModule`` +
-``ForgeryDataModule`` + a Lightning ``Trainer``, on smooth images whose only trace is a higher noise
-level inside a box, with each loss, with zero and with reflection padding; recorded: the k-means F1
-of the validation callback before and after, and the mean training loss of the first and last 25 steps.
+"""Where SCL stalls: each loss trains a small CNN on a weak-trace toy (more noise inside a box), with zero
+and reflection padding: k-means F1 before and after, the mean loss of the first and last 25 steps.
 
     python benchmarks/scl_plateau.py      # 12 fits of 300 steps, a few minutes on 2 cores
-
-Writes benchmarks/results/scl_plateau.json and prints the table; the page is hand-written.
 """
 
 from __future__ import annotations
 
 import functools
-import tempfile
 
 import cv2
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -23,12 +16,11 @@ from lightning.pytorch.callbacks import Callback
 from focal_pl.clustering import Clusterer
 from focal_pl.data import ForgeryDataModule
 from focal_pl.data.sources import ForgerySource
-from focal_pl.evaluation import ValidationRecord
 from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
 
-from common import cpu_trainer, table, write_result
+from common import cpu_fit, table, write_result
 
 LOSSES = {
     "scl_within (default)": lambda: SoftContrastiveLoss(),
@@ -63,6 +55,8 @@ class NoiseBoxes(ForgerySource):
 
 
 class LossCurve(Callback):
+    """The training loss of every step."""
+
     def __init__(self) -> None:
         self.values: list[float] = []
 
@@ -71,28 +65,28 @@ class LossCurve(Callback):
 
 
 def run(name: str, padding: str) -> dict:
-    L.seed_everything(0, verbose=False)
-    data = ForgeryDataModule(train=NoiseBoxes(STEPS * BATCH, seed=1), val=NoiseBoxes(16, seed=0), image_size=SIDE,
-                             batch_size=BATCH, num_workers=0)
-    module = FocalModule(ForensicCNN(width=16, depth=5, out_dim=16, padding_mode=padding), LOSSES[name](),
-                         Clusterer("kmeans"), optimizer=functools.partial(torch.optim.Adam, lr=2e-3), scheduler=None)
-    evaluator, curve = ValidationRecord(save_images=0, metrics_file=None), LossCurve()
-    with tempfile.TemporaryDirectory() as folder:
-        cpu_trainer(folder, [evaluator, curve], STEPS, sanity=-1).fit(module, data)
-    return {"loss": name, "padding": padding, "f1_before": evaluator.record["untrained"]["f1"],
-            "f1_after": evaluator.record["final"]["f1"], "loss_first_25": float(np.mean(curve.values[:25])),
+    """One fit of one loss with one padding: F1 before and after, the loss at the start and the end."""
+    curve = LossCurve()
+    with cpu_fit(0, STEPS, [curve], sanity=-1) as (trainer, record, _):
+        data = ForgeryDataModule(train=NoiseBoxes(STEPS * BATCH, seed=1), val=NoiseBoxes(16, seed=0),
+                                 image_size=SIDE, batch_size=BATCH, num_workers=0)
+        module = FocalModule(ForensicCNN(width=16, depth=5, out_dim=16, padding_mode=padding), LOSSES[name](),
+                             Clusterer("kmeans"), optimizer=functools.partial(torch.optim.Adam, lr=2e-3),
+                             scheduler=None)
+        trainer.fit(module, data)
+    return {"loss": name, "padding": padding, "f1_before": record.record["untrained"]["f1"],
+            "f1_after": record.record["final"]["f1"], "loss_first_25": float(np.mean(curve.values[:25])),
             "loss_last_25": float(np.mean(curve.values[-25:]))}
 
 
 def main() -> None:
-    torch.set_num_threads(1)
     rows = [run(name, padding) for padding in ("zeros", "reflect") for name in LOSSES]
     settings = {"steps": STEPS, "batch": BATCH, "side": SIDE, "lr": 2e-3, "seed": 0, "val_images": 16,
                 "extractor": "ForensicCNN(width=16, depth=5, out_dim=16, stride=4)"}
-    header = ["loss", "padding", "F1 untrained", "F1 after", "loss, first 25 steps", "loss, last 25 steps"]
     keys = ("f1_before", "f1_after", "loss_first_25", "loss_last_25")
-    write_result("scl_plateau", {"settings": settings, "runs": rows},
-                 table(header, ((r["loss"], r["padding"], *(f"{r[k]:.3f}" for k in keys)) for r in rows)))
+    write_result("scl_plateau", {"settings": settings, "runs": rows}, table(
+        ["loss", "padding", "F1 untrained", "F1 after", "loss, first 25 steps", "loss, last 25 steps"],
+        ((r["loss"], r["padding"], *(f"{r[k]:.3f}" for k in keys)) for r in rows)))
 
 
 if __name__ == "__main__":
