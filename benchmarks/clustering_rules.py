@@ -1,14 +1,7 @@
-"""Which HDBSCAN labelling rule? Forged-class F1 on forged images and false alarms on authentic ones
-for every (noise rule x allow_single_cluster) pair, and k-means for reference.
-
-Two kinds of input:
-- synthetic FOCAL-like feature maps (64 x 64 x 256: a pristine cluster, one or two forged
-  clusters, stray points; authentic maps have one cluster), as docs/method.md section 4 measured;
-- with ``--checkpoint``, a trained model's features of synthetic splices and of authentic images.
+"""Which HDBSCAN labelling rule? Forged F1 and false alarms of every (noise rule x allow_single_cluster)
+pair and k-means, on synthetic FOCAL-like maps (and, with ``--checkpoint``, a trained model's features).
 
     python benchmarks/clustering_rules.py [--checkpoint runs/demo/version_0/checkpoints/last.ckpt]
-
-Writes benchmarks/results/clustering_rules.json and prints the tables; the page is hand-written.
 """
 
 from __future__ import annotations
@@ -37,15 +30,14 @@ def synthetic_maps(count: int, seed: int) -> list[tuple[torch.Tensor, torch.Tens
         spread = g.uniform(0.3, 0.45)
         features = pristine[:, None, None] + spread * g.normal(size=(256, 64, 64))
         truth = np.zeros((64, 64), bool)
-        if i % 2 == 0:
-            for _ in range(g.integers(1, 3)):
-                h, w = g.integers(12, 28, 2)
-                y, x = g.integers(0, 64 - h), g.integers(0, 64 - w)
-                region = np.zeros((64, 64), bool)
-                region[y : y + h, x : x + w] = True
-                region &= ~truth
-                features[:, region] = g.normal(size=256)[:, None] + spread * g.normal(size=(256, int(region.sum())))
-                truth |= region
+        for _ in range(g.integers(1, 3) if i % 2 == 0 else 0):
+            h, w = g.integers(12, 28, 2)
+            y, x = g.integers(0, 64 - h), g.integers(0, 64 - w)
+            region = np.zeros((64, 64), bool)
+            region[y : y + h, x : x + w] = True
+            region &= ~truth
+            features[:, region] = g.normal(size=256)[:, None] + spread * g.normal(size=(256, int(region.sum())))
+            truth |= region
         stray = g.random((64, 64)) < 0.01
         features[:, stray] = 2.5 * g.normal(size=(256, int(stray.sum())))
         maps.append((torch.from_numpy(features).float(), torch.from_numpy(truth)))
@@ -64,18 +56,17 @@ def model_maps(checkpoint: str, count: int, seed: int) -> list[tuple[torch.Tenso
     maps = []
     for i in range(count):
         image, mask, _ = (forged if i % 2 == 0 else authentic)[i]
-        small, _ = resize_pair(image, mask, 128)
         with torch.no_grad():
-            features = module.extractor(image_to_tensor(small)[None])[0]
+            features = module.extractor(image_to_tensor(resize_pair(image, mask, 128)[0])[None])[0]
         maps.append((features, torch.from_numpy(mask.astype(bool))))
     return maps
 
 
 def evaluate(maps, clusterer: Clusterer) -> dict[str, float]:
+    """Forged F1 over the forged maps; false-alarm rate and area over the authentic ones."""
     f1, alarms, area = [], [], []
     for features, truth in maps:
-        mask, _ = clusterer(features)
-        mask = resize_mask(mask, tuple(truth.shape))
+        mask = resize_mask(clusterer(features)[0], tuple(truth.shape))
         if truth.any():
             f1.append(float(pixel_scores(mask, truth)["f1_forged"]))
         else:
@@ -86,7 +77,7 @@ def evaluate(maps, clusterer: Clusterer) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--maps", type=int, default=40)
     args = parser.parse_args()
@@ -95,16 +86,13 @@ def main() -> None:
     if args.checkpoint:
         inputs["demo model features of synthetic images (32 x 32, min cluster 5%)"] = (
             model_maps(args.checkpoint, args.maps, 500), 0.05)
-    rows = []
+    rows, lines = [], []
     for label, (maps, size) in inputs.items():
-        for noise, single in RULES:
-            result = evaluate(maps, Clusterer(min_cluster_size=size, noise=noise, allow_single_cluster=single))
-            rows.append({"input": label, "rule": f"noise={noise}, allow_single_cluster={single}", **result})
+        clusterers = {f"noise={noise}, allow_single_cluster={single}": Clusterer(
+            min_cluster_size=size, noise=noise, allow_single_cluster=single) for noise, single in RULES}
+        for rule, clusterer in {**clusterers, "k-means (k = 2), for reference": Clusterer("kmeans")}.items():
+            rows.append({"input": label, "rule": rule, **evaluate(maps, clusterer)})
             print(json.dumps(rows[-1]), flush=True)
-        rows.append({"input": label, "rule": "k-means (k = 2), for reference",
-                     **evaluate(maps, Clusterer("kmeans"))})
-    lines = []
-    for label in inputs:
         lines += [f"{label}:", "", *table(["rule", "forged F1", "false-alarm rate", "false-alarm area"], (
             (r["rule"], *(f"{r[k]:.3f}" for k in ("forged_f1", "false_alarm_rate", "false_alarm_area")))
             for r in rows if r["input"] == label)), ""]

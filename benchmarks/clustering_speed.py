@@ -1,19 +1,7 @@
-"""Exact HDBSCAN per feature map: focal-pl against scikit-learn's public class, side by side.
+"""Exact HDBSCAN per feature map: focal-pl against scikit-learn's public class, side by side (the ratio,
+where the time goes, 128 x 128 with Prim and Boruvka's memory, ties); with ``--device cuda``, on the device.
 
-    python benchmarks/clustering_speed.py [--threads 2] [--repeats 5] [--tie-maps 100] [--device cpu|cuda]
-
-1. The ratio on 64 x 64 x 256 maps (N = 4096, min_cluster_size 200), FOCAL-like (a pristine cluster,
-   forged ones, 2% stray points) and trained-looking (tight clusters in 10% noise): scikit-learn's
-   ``HDBSCAN`` and ours (``mst="prim"``) run interleaved, in alternating order, ``--repeats`` times each
-   (a shared machine's load hits both alike); labels must equal scikit-learn's up to renaming.
-2. Where the time goes: the Prim path's stages on one map, and those of the path it replaced.
-3. 128 x 128 x 256 (N = 16,384): Prim (N x N float32 bounds) and Boruvka by chunks within a memory
-   budget (peak resident memory measured in a fresh process, against the formula); 256 x 256 extrapolated.
-4. Ties: over many small maps, how often each tree's partition differs from scikit-learn's, and whether
-   Boruvka's differences stay on the points the tie diagnostics (test code, ``tests/helpers``) flag.
-
-Writes benchmarks/results/clustering_speed.json (CPU) or clustering_speed_gpu.json and .md (CUDA:
-Boruvka on the device) and prints the tables; the CPU page is hand-written.
+    python benchmarks/clustering_speed.py [--repeats 5] [--tie-maps 100] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -33,9 +21,7 @@ from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
 from focal_pl.clustering import fast_hdbscan as fast
-from focal_pl.clustering.fast_hdbscan import arrays, core_distance, prim, sklearn_tree
-from focal_pl.clustering.fast_hdbscan import bounds as float32_bounds
-from focal_pl.clustering.fast_hdbscan import hdbscan_labels, hdbscan_labels_batch
+from focal_pl.clustering.fast_hdbscan import arrays, bounds, core_distance, hdbscan_labels, prim, sklearn_tree
 from focal_pl.training.provenance import machine
 
 from common import median_time, status_bytes, table, timed, write_result
@@ -47,6 +33,12 @@ from helpers.hdbscan_ties import ambiguous_points  # noqa: E402
 SIDE, DIM, SIZE = 64, 256, 200
 LARGE_SIDE, LARGE_SIZE = 128, 800
 KINDS = ("forged", "two_forged", "authentic", "trained_2", "trained_3", "trained_5")
+# the path this replaced (commit ec933da: a float64 matrix product, top-k, reachability passes, Prim
+# on the float64 matrix), profiled stage by stage on this machine before the change (load 0.8)
+BEFORE = {"norms (float64)": 0.026, "float64 matrix product (baddbmm)": 0.200, "mirror": 0.020,
+          "top-k core distances": 0.149, "near-duplicate fix": 0.023, "reachability max (2 passes)": 0.024,
+          "square root": 0.032, "Prim on the float64 matrix": 0.028,
+          "_process_mst + tree_to_labels (scikit-learn)": 0.003}
 
 
 def focal_like(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
@@ -59,20 +51,19 @@ def focal_like(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
         shares = np.r_[1.0, g.uniform(0.03, 0.15, k - 1)]
         sizes = np.floor(shares / shares.sum() * n * 0.9).astype(int)
         parts = [c + 0.25 * g.normal(size=(s, dim)) for c, s in zip(centres, sizes)]
-        parts.append(g.normal(size=(n - sizes.sum(), dim)) * 3.0)
-        rows = np.concatenate(parts)[g.permutation(n)]
-        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-    a, b, c = g.normal(size=(3, dim))
-    stray = g.normal(size=(n // 50, dim)) * 2.0
-    rest = n - len(stray)
-    if kind == "forged":
-        parts = [a + 0.35 * g.normal(size=(rest - rest // 8, dim)), b + 0.3 * g.normal(size=(rest // 8, dim))]
-    elif kind == "two_forged":
-        parts = [a + 0.35 * g.normal(size=(rest - rest // 8 - rest // 12, dim)),
-                 b + 0.3 * g.normal(size=(rest // 8, dim)), c + 0.5 * g.normal(size=(rest // 12, dim))]
-    else:  # authentic: one cluster
-        parts = [a + 0.35 * g.normal(size=(rest, dim))]
-    rows = np.concatenate([*parts, stray])[g.permutation(n)]
+        rows = np.concatenate([*parts, g.normal(size=(n - sizes.sum(), dim)) * 3.0])[g.permutation(n)]
+    else:
+        a, b, c = g.normal(size=(3, dim))
+        stray = g.normal(size=(n // 50, dim)) * 2.0
+        rest = n - len(stray)
+        if kind == "forged":
+            parts = [a + 0.35 * g.normal(size=(rest - rest // 8, dim)), b + 0.3 * g.normal(size=(rest // 8, dim))]
+        elif kind == "two_forged":
+            parts = [a + 0.35 * g.normal(size=(rest - rest // 8 - rest // 12, dim)),
+                     b + 0.3 * g.normal(size=(rest // 8, dim)), c + 0.5 * g.normal(size=(rest // 12, dim))]
+        else:  # authentic: one cluster
+            parts = [a + 0.35 * g.normal(size=(rest, dim))]
+        rows = np.concatenate([*parts, stray])[g.permutation(n)]
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -86,18 +77,18 @@ def with_flat_regions(rows: np.ndarray, seed: int) -> np.ndarray:
     return rows
 
 
-def renamed(labels: np.ndarray) -> np.ndarray:
-    """Cluster ids renamed by first appearance (noise stays -1)."""
-    names: dict[int, int] = {-1: -1}
-    return np.array([names.setdefault(int(v), len(names) - 1) for v in labels])
-
-
 def same(a: np.ndarray, b: np.ndarray, where=slice(None)) -> bool:
+    """The same partition: adjusted Rand index 1 and equal labels once renamed by first appearance."""
+    def renamed(labels: np.ndarray) -> np.ndarray:
+        names: dict[int, int] = {-1: -1}
+        return np.array([names.setdefault(int(v), len(names) - 1) for v in labels])
+
     a, b = a[where], b[where]
     return adjusted_rand_score(a, b) == 1.0 and np.array_equal(renamed(a), renamed(b))
 
 
 def ratio(repeats: int) -> list[dict]:
+    """Per map kind: medians of ``repeats`` interleaved runs of each side, the load, equal labels."""
     out = []
     hdbscan_labels(focal_like("forged", SIDE * SIDE, DIM, 99), SIZE, mst="prim")  # warm-up (imports, BLAS)
     for seed, kind in enumerate(KINDS):
@@ -113,8 +104,7 @@ def ratio(repeats: int) -> list[dict]:
         reference = labels["sklearn"]
         row = dict(map=kind, points=len(rows), clusters=int(reference.max() + 1), noise=int((reference == -1).sum()))
         for who, timings in runs.items():
-            walls = [w for w, _ in timings]
-            row.update({f"{who}_s": statistics.median(walls), f"{who}_runs_s": walls,
+            row.update({f"{who}_s": statistics.median(w for w, _ in timings), f"{who}_runs_s": [w for w, _ in timings],
                         f"{who}_cpu_s": statistics.median(c for _, c in timings)})
         row.update(load_min=min(loads), load_max=max(loads), equal=same(reference, labels["ours"]),
                    identical=bool(np.array_equal(reference, labels["ours"])), ratio=row["sklearn_s"] / row["ours_s"])
@@ -130,7 +120,7 @@ def stages(repeats: int) -> dict:
 
     def prepare() -> tuple:
         x = arrays._host_rows(rows)
-        return x, np.ascontiguousarray(x.T), float32_bounds._Bounds(x)
+        return x, np.ascontiguousarray(x.T), bounds._Bounds(x)
 
     def labels(mst: dict) -> np.ndarray:
         np.sqrt(mst["distance"], out=mst["distance"])
@@ -138,43 +128,37 @@ def stages(repeats: int) -> dict:
 
     for _ in range(repeats + 1):  # the first run warms up
         t = {}
-        t["centre, norms, bounds"], _, (x, xt, bounds) = timed(prepare)
-        t["float32 syrk + mirror (N x N bounds)"], _, lower = timed(lambda: float32_bounds._dense_lower_bounds(bounds))
+        t["centre, norms, bounds"], _, (x, xt, bound) = timed(prepare)
+        t["float32 syrk + mirror (N x N bounds)"], _, lower = timed(lambda: bounds._dense_lower_bounds(bound))
         t["core distances (partition, band, exact sums)"], _, core2 = timed(
-            lambda: core_distance._dense_core_squares(x, xt, lower, bounds, SIZE))
-        t["certified Prim"], _, mst = timed(lambda: prim._certified_prim(x, xt, lower, core2, bounds))
-        float32_bounds._keep_workspace(lower)
+            lambda: core_distance._dense_core_squares(x, xt, lower, bound, SIZE))
+        t["certified Prim"], _, mst = timed(lambda: prim._certified_prim(x, xt, lower, core2, bound))
+        bounds._keep_workspace(lower)
         t["_process_mst + tree_to_labels (scikit-learn)"] = timed(lambda: labels(mst))[0]
         for name, seconds in t.items():
             runs.setdefault(name, []).append(seconds)
     return {name: statistics.median(values[1:]) for name, values in runs.items()}
 
 
-# the path this replaced (commit ec933da: a float64 matrix product, top-k, reachability passes, Prim
-# on the float64 matrix), profiled stage by stage on this machine before the change (load 0.8)
-BEFORE = {"norms (float64)": 0.026, "float64 matrix product (baddbmm)": 0.200, "mirror": 0.020,
-          "top-k core distances": 0.149, "near-duplicate fix": 0.023, "reachability max (2 passes)": 0.024,
-          "square root": 0.032, "Prim on the float64 matrix": 0.028,
-          "_process_mst + tree_to_labels (scikit-learn)": 0.003}
+def boruvka_formula(n: int, rows_per_chunk: int) -> int:
+    """Boruvka's peak memory by chunks (bytes), by the formula of ``fast_hdbscan``."""
+    return fast.CHUNK_BYTES_PER_PAIR * rows_per_chunk * n + n * (DIM * 12 + 200) + fast.EXACT_BYTES
 
 
 def large(budget: int) -> dict:
+    """128 x 128: Prim here, Boruvka in a fresh process (``child_boruvka``); 256 x 256 extrapolated."""
     n = LARGE_SIDE * LARGE_SIDE
-    rows = focal_like("two_forged", n, DIM, 7)
-    wall, cpu, prim = timed(lambda: hdbscan_labels(rows, LARGE_SIZE, mst="prim"))
+    wall, cpu, labels = timed(lambda: hdbscan_labels(focal_like("two_forged", n, DIM, 7), LARGE_SIZE, mst="prim"))
     out = dict(points=n, prim_s=wall, prim_cpu_s=cpu, prim_bytes=4 * n * n)
     child = subprocess.run([sys.executable, __file__, "--child-boruvka", str(budget)], capture_output=True, text=True,
                            check=True)
     measured = json.loads(child.stdout.strip().splitlines()[-1])
     boruvka = np.load(measured.pop("labels_file"))
-    out.update(measured, boruvka_partition_equals_prim=bool(same(prim, boruvka)))
-    scale = (4 * n) ** 2 / n**2  # N^2 work: 256 x 256 has 4 x the points of 128 x 128
-    big = 4 * n
-    out["extrapolated_256"] = dict(
-        points=big, prim_s=out["prim_s"] * scale, prim_bytes=4 * big * big,
-        boruvka_s=out["boruvka_s"] * scale,
-        boruvka_peak_formula_bytes={r: fast.CHUNK_BYTES_PER_PAIR * r * big + big * (DIM * 12 + 200) + fast.EXACT_BYTES
-                                    for r in (1024, 4096)})
+    out.update(measured, boruvka_partition_equals_prim=bool(same(labels, boruvka)))
+    big, scale = 4 * n, 16  # N^2 work: 256 x 256 has 4 x the points of 128 x 128
+    out["extrapolated_256"] = dict(points=big, prim_s=out["prim_s"] * scale, prim_bytes=4 * big * big,
+                                   boruvka_s=out["boruvka_s"] * scale,
+                                   boruvka_peak_formula_bytes={r: boruvka_formula(big, r) for r in (1024, 4096)})
     print(json.dumps(out), flush=True)
     return out
 
@@ -188,15 +172,14 @@ def child_boruvka(budget: int) -> None:
     rows = torch.from_numpy(focal_like("two_forged", n, DIM, 7))
     hdbscan_labels(rows[:512], 20, mst="boruvka")  # warm-up: imports, allocator
     Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) back to the current resident size
-    before = status_bytes("VmRSS")
-    chunk = fast.chunk_rows(n, DIM, budget)
+    before, chunk = status_bytes("VmRSS"), fast.chunk_rows(n, DIM, budget)
     wall, cpu, labels = timed(lambda: hdbscan_labels(rows, LARGE_SIZE, mst="boruvka", memory_budget=budget))
     peak = status_bytes("VmHWM") - before
     path = Path(os.environ.get("TMPDIR", "/tmp")) / "clustering_speed_boruvka_labels.npy"
     np.save(path, labels)
-    formula = fast.CHUNK_BYTES_PER_PAIR * chunk * n + n * (DIM * 12 + 200) + fast.EXACT_BYTES
     print(json.dumps(dict(boruvka_s=wall, boruvka_cpu_s=cpu, budget_bytes=budget, rows_per_chunk=chunk,
-                          boruvka_peak_rss_bytes=peak, boruvka_peak_formula_bytes=formula, labels_file=str(path))))
+                          boruvka_peak_rss_bytes=peak, boruvka_peak_formula_bytes=boruvka_formula(n, chunk),
+                          labels_file=str(path))))
 
 
 def ties(count: int) -> list[dict]:
@@ -209,11 +192,8 @@ def ties(count: int) -> list[dict]:
             g = np.random.default_rng(1000 + seed)
             kind = ("forged", "two_forged", "authentic")[seed % 3]
             rows = focal_like(kind, int(g.choice([800, 1200, 1600])), int(g.choice([32, 64])), 1000 + seed)
-            if family == "flat regions":
-                rows = with_flat_regions(rows, seed)
-            size = int(g.choice([20, 40, 60]))
-            samples = [None, 5, 10][seed % 3]
-            single = seed % 4 == 0
+            rows = with_flat_regions(rows, seed) if family == "flat regions" else rows
+            size, samples, single = int(g.choice([20, 40, 60])), [None, 5, 10][seed % 3], seed % 4 == 0
             reference = HDBSCAN(min_cluster_size=size, min_samples=samples, allow_single_cluster=single,
                                 copy=True).fit_predict(rows)
             prim = hdbscan_labels(rows, size, samples, single, mst="prim")
@@ -236,14 +216,13 @@ def gpu(device: torch.device, repeats: int) -> list[dict]:
     for side, size, batch in ((64, 200, 16), (256, 800, 1)):
         n = side * side
         maps = torch.from_numpy(np.stack([focal_like(KINDS[s % 3], n, DIM, s) for s in range(batch)])).to(device)
-        hdbscan_labels_batch(maps[:1, :512], 20)  # warm-up
+        fast.hdbscan_labels_batch(maps[:1, :512], 20)  # warm-up
         torch.cuda.reset_peak_memory_stats(device)
-        seconds = median_time(lambda: hdbscan_labels_batch(maps, size), repeats,
+        seconds = median_time(lambda: fast.hdbscan_labels_batch(maps, size), repeats,
                               sync=lambda: torch.cuda.synchronize(device))
-        row = dict(map=f"{side} x {side} x {DIM}", batch=batch, per_map_s=seconds / batch,
-                   peak_bytes=torch.cuda.max_memory_allocated(device))
-        out.append(row)
-        print(json.dumps(row), flush=True)
+        out.append(dict(map=f"{side} x {side} x {DIM}", batch=batch, per_map_s=seconds / batch,
+                        peak_bytes=torch.cuda.max_memory_allocated(device)))
+        print(json.dumps(out[-1]), flush=True)
     return out
 
 
@@ -261,7 +240,7 @@ def blas_line() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
@@ -271,11 +250,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child_boruvka:
-        child_boruvka(args.child_boruvka)
-        return
-    device = torch.device(args.device)
-    info = {**machine(), "blas": blas_line()}
-    started, load_before = time.perf_counter(), os.getloadavg()
+        return child_boruvka(args.child_boruvka)
+    device, info = torch.device(args.device), {**machine(), "blas": blas_line()}
     if device.type == "cuda":
         rows = gpu(device, args.repeats)
         write_result("clustering_speed_gpu", {"machine": info, "rows": rows}, table(
@@ -283,14 +259,14 @@ def main() -> None:
             ([r["map"], r["batch"], f"{r['per_map_s']:.3f} s", f"{r['peak_bytes'] / 2**30:.2f} GiB"] for r in rows)),
             title=f"Exact HDBSCAN on {device} (Boruvka by chunks)")
         return
-    ratios, profile = ratio(args.repeats), stages(args.repeats)
-    big, families = large(args.budget), ties(args.tie_maps)
-    load = dict(load_average_before=load_before[0], load_average_after=os.getloadavg()[0],
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    ratios, profile, big, families = ratio(args.repeats), stages(args.repeats), large(args.budget), ties(args.tie_maps)
+    load = dict(load_average_before=load_before, load_average_after=os.getloadavg()[0],
                 minutes=(time.perf_counter() - started) / 60)
     write_result("clustering_speed", {
         "machine": info, "threads": args.threads, "repeats": args.repeats, **load, "ratio": ratios,
         "stages_s": profile, "stages_before_s": BEFORE, "large": big, "ties": families},
-        [f"{args.threads} CPU threads, BLAS {info['blas']}; load average {load['load_average_before']:.1f} before, "
+        [f"{args.threads} CPU threads, BLAS {info['blas']}; load average {load_before:.1f} before, "
          f"{load['load_average_after']:.1f} after; {load['minutes']:.1f} min.", "",
          *tables(ratios, profile, big, families)])
 

@@ -1,18 +1,7 @@
-"""The paper's ~800K training mix, simulated at scale: shard, check, stream on DDP ranks, resume.
+"""The paper's ~800K training mix, simulated at scale in the readers' layouts: ``data shard`` (interrupted
+and resumed), ``data check``, the stream on DDP ranks (resumed mid-epoch), the schedule at 800K items.
 
     python benchmarks/data_scale.py [--items 20000] [--workers 2] [--ranks 2] [--loader-workers 2] [--batches 120]
-
-The mix in the paper's proportions (SP-COCO, CM-COCO, CM-RAISE, CM-C-RAISE at 200K each, CASIA-v2
-5,123 x 40, IMD2020 2,010 x 20) scaled to ``--items`` distinct images, generated from a photo pool in
-the layouts the readers take (COCO-like JPEGs in CAT-Net lists, 1-3 MP RAISE-like JPEGs, the C- set
-compressed twice, CASIA-v2-like JPEGs and TIFFs, IMD2020-like JPEGs and PNGs in per-post folders).
-Then, as a user runs them: ``focal-pl data shard`` of each set (cm_coco also interrupted by SIGINT
-half-way and resumed, rerun when finished, rerun with changed arguments); ``focal-pl data check``;
-the training stream (``ForgeryDataModule`` over ``StreamingShards``, decode + augment at 1024) on
-``--ranks`` gloo processes with an all_reduce per step: first batch, items/s, peak memory, a
-mid-epoch resume in fresh processes compared item for item, an epoch read without decoding; and the
-epoch schedule, index and manifest at the paper's full size (800K items, 8 ranks). Writes
-<results>/data_scale.json and prints the tables; the page and its extrapolation are hand-written.
 """
 
 from __future__ import annotations
@@ -39,10 +28,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common import RESULTS, table, timed, write_result
+from common import RESULTS, SHARED, table, timed, write_result
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_POOL = REPO.parent / "shared" / "data" / "pristine"
 # name, distinct items in the paper's mix, repeat factor, kind of images
 MIX = (("sp_coco", 200_000, 1, "coco"), ("cm_coco", 200_000, 1, "coco"), ("cm_raise", 200_000, 1, "raise"),
        ("cm_c_raise", 200_000, 1, "raise_c"), ("casia2", 5_123, 40, "casia"), ("imd2020", 2_010, 20, "imd"))
@@ -71,6 +59,7 @@ _NOISE = np.random.default_rng(0).normal(0, 4, (512, 512, 3)).round().astype(np.
 
 
 def _gen_init(pool: str | None) -> None:
+    """A generation worker: one OpenCV thread, its own photo pool."""
     global _POOL
     from focal_pl.data.synthetic import PhotoPool
 
@@ -79,6 +68,7 @@ def _gen_init(pool: str | None) -> None:
 
 
 def _view(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A random photo of the pool scaled to cover ``width`` x ``height``, cropped there, maybe mirrored."""
     photo = _POOL[int(rng.integers(len(_POOL)))]
     h, w = photo.shape[:2]
     scale = max(width / w, height / h) * rng.uniform(1.0, 1.3)
@@ -98,6 +88,7 @@ def _grain(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 
 
 def _size(kind: str, rng: np.random.Generator) -> tuple[int, int]:
+    """(width, height) of an image of the set's kind; a fifth of them portrait."""
     if kind == "coco":
         width, height = [(640, 480), (640, 427), (640, 360), (500, 375), (640, 512)][int(rng.integers(5))]
     elif kind in ("raise", "raise_c"):
@@ -112,6 +103,7 @@ def _size(kind: str, rng: np.random.Generator) -> tuple[int, int]:
 
 
 def _encode(image: np.ndarray, fmt: str, quality: int = 90) -> bytes:
+    """The bytes of ``image`` saved as JPEG (at ``quality``), PNG or TIFF."""
     buffer = io.BytesIO()
     extra = {"quality": quality} if fmt == "JPEG" else {"compress_level": 6} if fmt == "PNG" else {}
     Image.fromarray(image).save(buffer, format=fmt, **extra)
@@ -153,6 +145,7 @@ def _gen_one(task: tuple[str, str, int, str]) -> tuple[str, str, int]:
 
 
 def generate(root: Path, mix: list[dict[str, Any]], pool: str | None, workers: int) -> dict[str, Any]:
+    """Every set's images in ``workers`` processes, and the CAT-Net lists of the COCO and RAISE ones."""
     from multiprocessing import get_context
 
     tasks = [(e["name"], e["kind"], i, str(root)) for e in mix for i in range(e["items"])]
@@ -162,15 +155,15 @@ def generate(root: Path, mix: list[dict[str, Any]], pool: str | None, workers: i
         for name, ext, size in processes.imap_unordered(_gen_one, tasks, chunksize=8):
             sizes[name].append(size)
             formats[name][ext] += 1
-    for entry in mix:
-        if entry["kind"] in ("coco", "raise", "raise_c"):
-            lines = [f"images/{i:06d}.jpg,masks/{i:06d}.png" for i in range(entry["items"])]
-            (root / entry["name"] / f"{entry['name']}_list.txt").write_text("\n".join(lines) + "\n")
+    for entry in (e for e in mix if e["kind"] in ("coco", "raise", "raise_c")):
+        lines = [f"images/{i:06d}.jpg,masks/{i:06d}.png" for i in range(entry["items"])]
+        (root / entry["name"] / f"{entry['name']}_list.txt").write_text("\n".join(lines) + "\n")
     return {name: {"items": len(v), "mean_image_bytes": float(np.mean(v)), "formats": dict(formats[name])}
             for name, v in sizes.items()}
 
 
 def shard_command(entry: dict[str, Any], raw: Path, out: Path, workers: int, chunk_bytes: str) -> list[str]:
+    """The ``focal-pl data shard`` command of one set."""
     folder = raw / entry["name"]
     spec = {"casia": ["casia", str(folder)], "imd": ["imd2020", str(folder)]}.get(
         entry["kind"], ["catnet", str(folder / f"{entry['name']}_list.txt")])
@@ -221,6 +214,7 @@ def peak_pss(pid: int, interval: float = 0.5):
 
 
 def cpu_children() -> float:
+    """CPU seconds of the children this process has waited for."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -262,6 +256,8 @@ class RawItem:
 
 
 def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
+    """One DDP rank: the stream's first batch and rate, a mid-epoch resume in fresh loader workers
+    compared item for item, an epoch read without decoding; peak memory and CPU of it all."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(config["port"]))
     import multiprocessing
 
@@ -399,9 +395,9 @@ def metadata_at_scale(layout: list[list[int]], repeats: list[int], batch_size: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000, help="distinct items of the simulated mix")
-    parser.add_argument("--pool", default=str(SHARED_POOL) if SHARED_POOL.is_dir() else None,
+    parser.add_argument("--pool", default=str(SHARED / "pristine") if (SHARED / "pristine").is_dir() else None,
                         help="folder of photos (default ../shared/data/pristine, else scikit-image's samples)")
     parser.add_argument("--workers", type=int, default=2, help="processes of generation, data shard and data check")
     parser.add_argument("--ranks", type=int, default=2, help="DDP ranks (CPU processes, gloo)")
@@ -423,9 +419,9 @@ def main() -> None:
                               "settings": {k: v for k, v in vars(args).items() if k != "results"}}
     log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # noqa: E731
     log(f"generating {result['items']:,} items from {args.pool or 'scikit-image photos'}")
-    cpu, start = cpu_children(), time.perf_counter()
-    result["generated"] = generate(raw, mix, args.pool, args.workers)
-    result["generate"] = {"wall_s": time.perf_counter() - start, "cpu_s": cpu_children() - cpu}
+    cpu = cpu_children()
+    wall, _, result["generated"] = timed(lambda: generate(raw, mix, args.pool, args.workers))
+    result["generate"] = {"wall_s": wall, "cpu_s": cpu_children() - cpu}
     shard = lambda e, out: shard_command(e, raw, out, args.workers, args.chunk_bytes)  # noqa: E731
     result["shard"] = {e["name"]: run_command(shard(e, shards / e["name"])) for e in mix}
     log("sharded: " + ", ".join(f"{k} {v['wall_s']:.1f} s rc={v['returncode']}" for k, v in result["shard"].items()))
@@ -440,7 +436,6 @@ def main() -> None:
         "interrupted": interrupted, "items_done_at_interrupt": done, "resumed": run_command(command),
         "finished_rerun": run_command(command), "changed_arguments": run_command(command[:-1] + ["64MB"]),
         "identical_to_unbroken": chunks(work / "interrupted" / "cm_coco") == chunks(shards / "cm_coco")}
-    log(f"interrupt/resume: identical {result['resume_shard']['identical_to_unbroken']}")
     result["check"] = {n: run_command([sys.executable, "-m", "focal_pl", "data", "check", str(shards / n),
                                        "--workers", str(args.workers)]) for n in names}
     result["verify"] = {}
@@ -470,10 +465,10 @@ def tables(result: dict[str, Any]) -> list[str]:
     st, meta, rs = result["stream"], result["metadata_800k"], result["resume_shard"]
     per_cpu = lambda part: result["items"] / sum(r["cpu_s"] for r in result[part].values())  # noqa: E731
     verify = list(result["verify"].values())
-    gib_per_s = sum(v["bytes"] for v in verify) / 2**30 / sum(v["wall_s"] for v in verify)
     figures = {
         "items per CPU-second: data shard, data check": f"{per_cpu('shard'):.1f}, {per_cpu('check'):.1f}",
-        "sha256 verification alone: GiB/s": f"{gib_per_s:.2f}",
+        "sha256 verification alone: GiB/s":
+            f"{sum(v['bytes'] for v in verify) / 2**30 / sum(v['wall_s'] for v in verify):.2f}",
         "streaming at 1024 px: items/s per rank; first batch s; after a resume s; resumed identical":
             f"{st['items_per_s'] / len(st['ranks']):.1f}; {st['first_batch_s']:.1f}; {st['resume_first_batch_s']:.1f}; "
             f"{st['resume_identical']}",
@@ -488,9 +483,8 @@ def tables(result: dict[str, Any]) -> list[str]:
             f"{meta['schedule_build_s']:.2f}; {meta['rank_keys_s']:.2f}; {meta['index_json_kb']:.0f} / "
             f"{meta['manifest_json_kb']:.0f}",
     }
-    sets = ([n, result["generated"][n]["items"], f"{result['generated'][n]['mean_image_bytes'] / 1e3:.0f} KB",
-             f"{result['shard'][n]['wall_s']:.1f}", f"{result['check'][n]['wall_s']:.1f}", len(result["layout"][n])]
-            for n in result["generated"])
+    sets = ([n, g["items"], f"{g['mean_image_bytes'] / 1e3:.0f} KB", f"{result['shard'][n]['wall_s']:.1f}",
+             f"{result['check'][n]['wall_s']:.1f}", len(result["layout"][n])] for n, g in result["generated"].items())
     return [*table(["set", "items", "mean image", "shard s", "check s", "chunks"], sets), "",
             *table(["figure", "measured"], figures.items())]
 

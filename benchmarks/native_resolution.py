@@ -1,20 +1,7 @@
-"""What native-resolution inference is for: squashed against native on full-size splices, and its memory.
+"""What native-resolution inference is for: squashed against native on full-size splices, and the memory
+of a ``--megapixels`` photo in a fresh process; the model is ``--weights`` or the CPU demo trained here.
 
     python benchmarks/native_resolution.py [--images 12] [--seed 0] [--weights NAME.pt] [--train-images 9600]
-
-1. A model: ``--weights NAME.pt`` (a release file), or the CPU demo trained here (``focal-pl fit --config
-   demo.yaml``, ``--train-images`` of its budget) and exported (``focal-pl export``), in ``--work``.
-2. ``--images`` seeded splices at full size from the photos of ``--pool`` with a long side >= 1800 px: a
-   region of one photo (a square crop with a processing history of its own, as ``SyntheticForgeries``
-   makes them) pasted into another, saved as JPEG 85-99, the truth at the image's resolution.
-3. Each image through ``focal_pl.load(...).localize(image)`` squashed (resized to the training size, the
-   default) and with ``native=True`` (tiles at its own resolution): macro F1, forged F1 and IoU at the
-   image's size, and the seconds of each call (after one untimed call per mode, which pays the imports).
-4. Native inference on a ``--megapixels`` photo (one of the pool upscaled to 3:2) on the CPU, in a fresh
-   process: its resident set before the call (VmRSS) and its peak (``ru_maxrss``) after.
-
-Writes benchmarks/results/native_resolution.json; the page is hand-written, ``--table`` reprints its
-table block from the json.
 """
 
 from __future__ import annotations
@@ -39,15 +26,7 @@ from focal_pl.data.synthetic import composite, jpeg, local_history, random_crop,
 from focal_pl.evaluation.metrics import pixel_scores
 from focal_pl.release import as_rgb_array
 
-from common import RESULTS, status_bytes, table, timed, write_result
-
-POOL = Path(__file__).resolve().parents[2] / "shared" / "data" / "pristine"
-
-
-def large_photos(pool: Path, long_side: int = 1800) -> list[Path]:
-    """The pool's photos (MANIFEST.tsv: path, WxH, bytes) whose long side is at least ``long_side``."""
-    rows = [line.split("\t") for line in (pool / "MANIFEST.tsv").read_text().splitlines()[1:] if line.strip()]
-    return [pool / path for path, size, _ in rows if max(map(int, size.split("x"))) >= long_side]
+from common import RESULTS, SHARED, status_bytes, table, timed, write_result
 
 
 def splice(rng: np.random.Generator, host: np.ndarray, donor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,50 +43,46 @@ def splice(rng: np.random.Generator, host: np.ndarray, donor: np.ndarray) -> tup
     return np.ascontiguousarray(image), mask.astype(bool)
 
 
-def train_demo(work: Path, images: int) -> Path:
-    """The CPU demo trained and exported through the CLI; returns the release file."""
-    cli = [sys.executable, "-m", "focal_pl"]
-    subprocess.run([*cli, "fit", "--config", "demo.yaml", "--budget.images", str(images),
-                    "--budget.validate_every", str(min(images, 2400)), "--run.name", "demo", "--run.version", "native",
-                    "--trainer.logger.init_args.save_dir", str(work / "runs")], check=True)
-    subprocess.run([*cli, "export", str(work / "runs" / "demo" / "native"), "--out", str(work / "demo.pt")], check=True)
-    return work / "demo.pt"
+def model(args: argparse.Namespace) -> tuple[Path, focal_pl.release.ReleasedModel, dict]:
+    """The release file (``--weights``, else the CPU demo trained and exported through the CLI), the
+    model, and its clusterer's caps on the points it clusters (``--grid`` sets its side cap)."""
+    weights = args.weights
+    if weights is None:
+        cli, runs, weights = [sys.executable, "-m", "focal_pl"], args.work / "runs", args.work / "demo.pt"
+        subprocess.run([*cli, "fit", "--config", "demo.yaml", "--budget.images", str(args.train_images),
+                        "--budget.validate_every", str(min(args.train_images, 2400)), "--run.name", "demo",
+                        "--run.version", "native", "--trainer.logger.init_args.save_dir", str(runs)], check=True)
+        subprocess.run([*cli, "export", str(runs / "demo" / "native"), "--out", str(weights)], check=True)
+    loaded = focal_pl.load(weights)
+    clusterer = loaded.module.clusterer
+    if args.grid is not None:
+        clusterer.grid = args.grid
+    return weights, loaded, {"clusterer": repr(clusterer), "max_points": clusterer.max_points, "grid": clusterer.grid}
 
 
-def cap(model: focal_pl.release.ReleasedModel, grid: int | None) -> dict:
-    """The clusterer's caps on the points it clusters: its ``max_points``, and ``grid`` where one is given."""
-    clusterer = model.module.clusterer
-    if grid is not None:
-        clusterer.grid = grid
-    return {"clusterer": repr(clusterer), "max_points": clusterer.max_points, "grid": clusterer.grid}
-
-
-def localize(model, image: np.ndarray, native: bool) -> tuple[torch.Tensor, float]:
+def localize(loaded, image: np.ndarray, native: bool) -> tuple[torch.Tensor, float]:
     """The mask of one ``localize`` call (a tensor) and its wall seconds."""
-    seconds, _, found = timed(lambda: model.localize(image, native=native))
+    seconds, _, found = timed(lambda: loaded.localize(image, native=native))
     return torch.from_numpy(found.mask), seconds
 
 
 def memory_child(args: argparse.Namespace) -> dict:
     """Native inference on one upscaled photo, in this (fresh) process: peak RSS before and after, MiB."""
-    model = focal_pl.load(args.weights)
-    setting = cap(model, args.grid)
+    _, loaded, setting = model(args)
     width = int(round(math.sqrt(args.megapixels * 1e6 * 1.5)))
     height = int(round(width / 1.5))
     photo = as_rgb_array(args.pool / "lomiri-wallpapers" / "sunset_by_Aitzol_Berasategi.jpg")
-    model.localize(photo[:512, :768], native=True)  # the first call's imports, outside the measure
+    loaded.localize(photo[:512, :768], native=True)  # the first call's imports, outside the measure
     image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_CUBIC)
     before, peak_before = status_bytes("VmRSS") / 2**20, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    mask, seconds = localize(model, image, native=True)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    stride = int(model.module.extractor.stride)
+    mask, seconds = localize(loaded, image, native=True)
+    stride, clusterer = int(loaded.module.extractor.stride), loaded.module.clusterer
     cells = [math.ceil(height / stride), math.ceil(width / stride)]
-    clustered = list(pooled_size(*cells, model.module.clusterer.grid, model.module.clusterer.max_points))
-    return {"size": [height, width], "megapixels": height * width / 1e6, "seconds": seconds,
-            "feature_map": cells, "clustered_map": clustered, "mask": list(mask.shape),
-            "rss_mib_before": before, "peak_rss_mib_before": peak_before, "peak_rss_mib": after,
-            "method": "peak: resource.getrusage ru_maxrss (= VmHWM); before: VmRSS of /proc/self/status",
-            **setting}
+    return {"size": [height, width], "megapixels": height * width / 1e6, "seconds": seconds, "feature_map": cells,
+            "clustered_map": list(pooled_size(*cells, clusterer.grid, clusterer.max_points)), "mask": list(mask.shape),
+            "rss_mib_before": before, "peak_rss_mib_before": peak_before,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "method": "peak: resource.getrusage ru_maxrss (= VmHWM); before: VmRSS of /proc/self/status", **setting}
 
 
 def images_table(report: dict) -> str:
@@ -126,52 +101,48 @@ def images_table(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", type=Path, help="a release file (focal-pl export); default: train the demo")
     parser.add_argument("--train-images", type=int, default=9600, help="the demo's budget.images when training")
     parser.add_argument("--work", type=Path, default=Path("/tmp/focal-pl-native"))
-    parser.add_argument("--pool", type=Path, default=POOL)
+    parser.add_argument("--pool", type=Path, default=SHARED / "pristine")
     parser.add_argument("--grid", type=int, help="also cap the clustered side (the clusterer's grid)")
     parser.add_argument("--megapixels", type=float, default=24.0)
     parser.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--table", action="store_true", help="print the table of the saved json and stop")
     args = parser.parse_args()
-    if args.child_memory:
-        print(json.dumps(memory_child(args)))
-        return
-    if args.table:
-        print(images_table(json.loads((RESULTS / "native_resolution.json").read_text())))
+    if args.child_memory or args.table:
+        print(json.dumps(memory_child(args)) if args.child_memory else
+              images_table(json.loads((RESULTS / "native_resolution.json").read_text())))
         return
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    weights = args.weights or train_demo(args.work, args.train_images)
-    model = focal_pl.load(weights)
-    setting = cap(model, args.grid)
-    photos = large_photos(args.pool)
-    rng = np.random.default_rng(args.seed)
-    rows, first = [], {}
+    weights, loaded, setting = model(args)
+    # the pool's photos (MANIFEST.tsv: path, WxH, bytes) with a long side of at least 1800 px
+    listed = [line.split("\t") for line in (args.pool / "MANIFEST.tsv").read_text().splitlines()[1:] if line.strip()]
+    photos = [args.pool / path for path, size, _ in listed if max(map(int, size.split("x"))) >= 1800]
+    rng, rows, first = np.random.default_rng(args.seed), [], {}
     for index in range(args.images):
         host, donor = rng.choice(len(photos), 2, replace=False)
         image, truth = splice(rng, as_rgb_array(photos[host]), as_rgb_array(photos[donor]))
         row = {"name": f"{index:02d} {photos[host].stem[:18]} + {photos[donor].stem[:12]}",
                "size": list(image.shape[:2]), "forged_share": float(truth.mean())}
         for mode in ("squashed", "native"):
-            if mode not in first:
-                first[mode] = localize(model, image, mode == "native")[1]
-            mask, seconds = localize(model, image, mode == "native")
+            if mode not in first:  # one untimed call per mode: it pays the imports
+                first[mode] = localize(loaded, image, mode == "native")[1]
+            mask, seconds = localize(loaded, image, mode == "native")
             assert mask.shape == truth.shape, (mode, mask.shape, truth.shape)
             scores = pixel_scores(mask, torch.from_numpy(truth))
             row[mode] = {**{k: float(scores[k]) for k in ("f1", "f1_forged", "iou")}, "seconds": seconds}
         rows.append(row)
-        print(f"{row['name']}: squashed {row['squashed']['f1']:.3f}, native {row['native']['f1']:.3f}", flush=True)
     child = subprocess.run([sys.executable, __file__, "--child-memory", "--weights", str(weights), "--pool",
                             str(args.pool), "--megapixels", str(args.megapixels)]
                            + (["--grid", str(args.grid)] if args.grid else []),
                            capture_output=True, text=True, check=True)
     report = {"command": "python " + " ".join(sys.argv), "weights": str(weights), "seed": args.seed, **setting,
-              "model_validation": (model.figures.get("validation") or {}).get("best"),
+              "model_validation": (loaded.figures.get("validation") or {}).get("best"),
               "first_call_seconds": first, "load_average": os.getloadavg(), "images": rows,
               "memory": json.loads(child.stdout.strip().splitlines()[-1]),
               "total_seconds": time.perf_counter() - started}
