@@ -50,7 +50,7 @@ bench-losses: setup
 
 # Here, with a registry: wheels a bare GPU machine lacks (.whl/) and real images (.gpucheck/).
 gpu-pack: setup
-	$(BIN)/python benchmarks/gpu_pack.py
+	$(BIN)/python benchmarks/gpu_check.py --pack
 
 # On a GPU machine (device tool: carry .whl and .gpucheck): fit vit/hrnet, validate/test/predict on
 # real images, the gpu tests, the speed benchmarks; figures to benchmarks/results/gpu_check.md.

@@ -1,22 +1,10 @@
-"""The project's GPU check: the paths a user runs, on the hardware they run them on, in one call.
+"""The project's GPU check: the paths a user runs, on the hardware they run them on, in one call: fit,
+validate, test and predict through the CLI, ``pytest -m gpu``, and the clustering, predict and training
+speed benchmarks (``--speed``), each step timed and allowed to fail within a time budget.
 
     make gpu-pack                   # here: wheels the GPU image lacks (.whl/) and real images (.gpucheck/)
     make gpu-check                  # there (device tool: carry [.whl, .gpucheck]): about 7 minutes
     python benchmarks/gpu_check.py --smoke      # the same steps on the CPU with tiny models (a test runs it)
-
-Steps, in order, each timed and each allowed to fail without stopping the others (a step that no
-longer fits the time budget is skipped and said so):
-  env        torch / CUDA / scikit-learn versions, the GPU's name and memory
-  fit_vit    ``focal-pl fit --config vit.yaml``: ~60 steps, a validation every 30 (and the untrained one)
-  fit_hrnet  the same with hrnet.yaml
-  validate, test, predict_folder   with the ViT checkpoint on real CASIA images (and authentic ones)
-  gpu_tests  ``pytest -m gpu``: the GPU paths of the test suite (clustering, attention, module)
-  clustering benchmarks/clustering_speed.py on the device (against scikit-learn, same partition)
-  predict    benchmarks/predict_speed.py (images/s and ms per image, end to end)
-  training   benchmarks/training_speed.py (ViT-L fused / timm attention, compile, fused Adam; HRNet)
-
-Writes benchmarks/results/gpu_check[_<tag>].md / .json (with the device) beside the benchmarks'
-own result files, and, when ``$OUT`` is set (the device tool), one archive of all of it there.
 """
 
 from __future__ import annotations
@@ -29,13 +17,69 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, table, write_result
+from common import RESULTS, SHARED, median_time, table, times, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path("/tmp/focal-pl-site")
+# fit, test and predict need these beyond the GPU image's (measured: ~9 MB for cp312)
+MISSING = ("jsonargparse", "docstring_parser", "typeshed_client", "albumentations", "albucore", "pydantic",
+           "pydantic_core", "annotated-types", "typing-inspection", "simsimd", "stringzilla", "typing_extensions")
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+             "manylinux1_x86_64")
+ENV = """import sys, lightning, sklearn, torch
+cuda = torch.cuda.is_available()
+print(sys.version.split()[0], torch.__version__, "cuda", torch.version.cuda, "sklearn", sklearn.__version__,
+      "lightning", lightning.__version__)
+print(torch.cuda.get_device_name(0) if cuda else "no GPU",
+      torch.cuda.get_device_properties(0).total_memory // 2**20 if cuda else 0, "MiB")
+"""  # the env step: versions, the GPU's name and memory
+REAL = {"CASIA1_samples": 12, "CASIA2_samples": 4}  # images of each sample set (and their masks)
+VITS = {"vit_l": "large", "vit_b": "base", "vit_tiny": "tiny"}
+HRNETS = {"hrnet_w32": "w32", "hrnet_w18_small": "w18_small"}
+OPTIONS = ("channels_last", "compile", "fused_adam")
+# the speed benchmarks' settings on the GPU, and in the smoke check
+PREDICT = {"device": "cuda", "model": "vit_l", "size": 1024, "images": 32, "batches": [1, 8], "workers": 4,
+           "tag": "gpu"}
+PREDICT_SMOKE = {**PREDICT, "device": "cpu", "model": "vit_tiny", "size": 128, "images": 4, "batches": [1, 2],
+                 "workers": 0, "tag": "smoke"}
+TRAINING = {"device": "cuda", "models": ["vit_l", "hrnet_w32"], "attention": ["fused", "timm"], "size": 1024,
+            "options": [[], ["compile", "fused_adam"]], "batch": 4, "steps": 10, "warmup": 3, "precision": "bf16"}
+TRAINING_SMOKE = {**TRAINING, "device": "cpu", "models": ["vit_tiny", "hrnet_w18_small"], "size": 64,
+                  "options": [[]], "batch": 2, "steps": 2, "warmup": 1, "precision": "32"}
+
+
+def pack() -> None:
+    """``make gpu-pack``, here: one wheel (Python 3.12, manylinux) per missing package at this venv's
+    version in .whl/, and the first images of each real sample set with their masks (and, for CASIA
+    v1, as many authentic ones) in .gpucheck/real/. Both are git-ignored; the device tool carries them."""
+    from importlib import metadata
+
+    specs = [f"{name}=={metadata.version(name)}" for name in MISSING]
+    (ROOT / ".whl").mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "cp",
+                    *(a for p in PLATFORMS for a in ("--platform", p)), "-d", str(ROOT / ".whl"), *specs], check=True)
+    real = ROOT / ".gpucheck" / "real"
+    shutil.rmtree(real, ignore_errors=True)
+    copied = 0
+    for name, count in ((n, c) for n, c in REAL.items() if (SHARED / "real" / n).is_dir()):
+        source = SHARED / "real" / name
+        images = sorted((source / "images").iterdir())[:count]
+        stems = {p.stem for p in images}
+        masks = [m for m in sorted((source / "masks").iterdir()) if m.stem.removesuffix("_gt") in stems]
+        authentic = sorted((source / "authentic").iterdir())[:count] if (source / "authentic").is_dir() else []
+        for path in images + masks + authentic:
+            out = real / name / path.parent.name / path.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out)
+            copied += 1
+    size = sum(p.stat().st_size for p in [*(ROOT / ".whl").iterdir(), *real.rglob("*")] if p.is_file())
+    print(f"wheels: {', '.join(specs)}\nreal images and masks: {copied} files from {SHARED / 'real'}\n"
+          f"carry [.whl, .gpucheck]: {size / 2**20:.1f} MiB (the device tool takes 64 MiB)")
 
 
 def bring_wheels(env: dict[str, str]) -> str:
@@ -54,6 +98,132 @@ def bring_wheels(env: dict[str, str]) -> str:
     return f"installed {len(wheels)} wheels into {SITE}"
 
 
+def extractor(name: str, size: int, attention: str = "fused") -> object:
+    """A SAM ViT (``vit_*``, at ``size`` px, with that attention) or an HRNet (``hrnet_*``), untrained."""
+    from focal_pl.extractors import HRNet, SamViT
+
+    return SamViT(VITS[name], img_size=size, attention=attention) if name in VITS else HRNet(HRNETS[name])
+
+
+def predict_speed(smoke: bool) -> None:
+    """Images/s and ms per image of ``focal-pl predict`` on a folder of random-texture JPEGs, end to end
+    (decode, resize, features, clustering on the device, masks and overlays written: the
+    ``PredictionWriter``'s seconds from its first batch to its last file, after a warm-up run), and
+    the median ms of the extractor alone on one image. The model is untrained: speed does not depend
+    on the weights."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from focal_pl.cli.lightning import run_lightning
+
+    s, rows = PREDICT_SMOKE if smoke else PREDICT, []
+    gpu, stem = s["device"] == "cuda", f"predict_speed_{s['tag']}"
+
+    def seconds(folder: Path, out: Path, batch: int) -> float:
+        cli = run_lightning([
+            "predict", "--config", "vit.yaml", "--model.init_args.extractor.init_args.size", VITS[s["model"]],
+            "--run.allow_untrained", "true", "--model.init_args.extractor.init_args.img_size", str(s["size"]),
+            "--data.image_size", str(s["size"]), "--trainer.accelerator", "gpu" if gpu else "cpu",
+            "--trainer.precision", "bf16-mixed" if gpu else "32-true", "--trainer.enable_progress_bar", "false",
+            "--data.eval_batch_size", str(batch), "--data.num_workers", str(s["workers"]), "--data.predict",
+            json.dumps([{"class_path": "focal_pl.data.sources.ImageFolder", "init_args": {"root": str(folder)}}]),
+            "--prediction.output_dir", str(out), "--trainer.logger.init_args.save_dir", str(out)])
+        return next(c for c in cli.trainer.callbacks if type(c).__name__ == "PredictionWriter").seconds
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, rng = Path(tmp) / "images", np.random.default_rng(0)
+        folder.mkdir()
+        for i in range(s["images"]):  # decode cost like real photos of that size
+            base = rng.integers(0, 255, (s["size"] // 8, s["size"] // 8, 3), dtype=np.uint8)
+            Image.fromarray(base).resize((s["size"],) * 2, Image.BILINEAR).save(folder / f"img{i:04d}.jpg", quality=90)
+        seconds(folder, Path(tmp) / "warmup", s["batches"][0])  # compile caches, cudnn autotune
+        for batch in s["batches"]:
+            took = seconds(folder, Path(tmp) / f"b{batch}", batch)
+            rows.append({"batch": batch, "images": s["images"], "seconds": took, "images_per_s": s["images"] / took,
+                         "ms_per_image": 1000 * took / s["images"]})
+    model = extractor(s["model"], s["size"]).to(s["device"]).eval()
+    image = torch.rand(1, 3, s["size"], s["size"], device=s["device"])
+    with torch.inference_mode(), torch.autocast(s["device"], dtype=torch.bfloat16, enabled=gpu):
+        features = 1000 * median_time(lambda: model(image), 5, warmup=3, sync=torch.cuda.synchronize if gpu else None)
+    write_result(stem, {"args": s, "rows": rows, "feature_ms": features}, [
+        f"{s['images']} JPEGs of {s['size']} px, model {s['model']} (untrained), device {s['device']}, "
+        f"{s['workers']} loader workers; the extractor alone: {features:.1f} ms per image.", "",
+        *table(["batch", "images/s", "ms per image"],
+               ((r["batch"], f"{r['images_per_s']:.2f}", f"{r['ms_per_image']:.1f}") for r in rows))],
+        title=f"focal-pl predict, end to end ({stem})")
+
+
+def measure(name: str, attention: str | None, options: list[str], s: dict) -> dict:
+    """Training images/s (forward and SCL loss under autocast, backward, Adam, on a fixed batch of
+    random images with a forged rectangle each, after warm-up steps), peak device memory, and the
+    median ms of one image in eval mode."""
+    import torch
+
+    from focal_pl.losses import SoftContrastiveLoss
+
+    device, size, batch = torch.device(s["device"]), s["size"], s["batch"]
+    torch.manual_seed(0)
+    layout = torch.channels_last if "channels_last" in options else torch.contiguous_format
+    model = extractor(name, size, attention or "fused").to(device).to(memory_format=layout)
+    loss_fn, forward = SoftContrastiveLoss(), torch.compile(model) if "compile" in options else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True if "fused_adam" in options else None)
+    images = torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=layout)
+    masks = torch.zeros(batch, 1, size, size, device=device)
+    masks[:, :, size // 4: size // 2, size // 3: 2 * size // 3] = 1
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=s["precision"] == "bf16")  # noqa: E731
+
+    def step() -> None:
+        with autocast():
+            loss = loss_fn(forward(images), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def infer() -> None:
+        with autocast():
+            forward(images[:1])
+
+    cuda = device.type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(device)) if cuda else None
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    model.train()
+    train_seconds = sum(times(step, s["steps"], warmup=s["warmup"], sync=sync))
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+    model.eval()
+    with torch.inference_mode():
+        infer_s = median_time(infer, s["steps"], warmup=s["warmup"], sync=sync)
+    return {"model": name, "attention": attention, "size": size, "batch": batch, "precision": s["precision"],
+            **{option: option in options for option in OPTIONS}, "steps": s["steps"],
+            "train_img_per_s": batch * s["steps"] / train_seconds, "peak_gib": peak, "infer_ms": 1000 * infer_s,
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+
+
+def training_speed(smoke: bool) -> None:
+    """``measure`` of every (model, attention, option set): on the GPU, ViT-L (fused and timm attention)
+    and HRNet-W32, eager and compiled with fused Adam; in the smoke check, tiny models on the CPU."""
+    import torch
+
+    s, rows = TRAINING_SMOKE if smoke else TRAINING, []
+    for name in s["models"]:
+        for attention in s["attention"] if name in VITS else [None]:
+            for options in s["options"]:
+                rows.append(measure(name, attention, options, s))
+                print(json.dumps(rows[-1]), flush=True)
+                if s["device"] == "cuda":
+                    torch.cuda.empty_cache()
+    stem = "training_speed_" + ("smoke" if smoke else "gpu")
+    header = ["model", "attention", "size", "batch", "precision", "options", "train img/s", "peak GiB",
+              "infer ms / image", "params M"]
+    cells = ([r["model"], r["attention"] or "-", r["size"], r["batch"], r["precision"],
+              ", ".join(k for k in OPTIONS if r[k]) or "eager", f"{r['train_img_per_s']:.2f}",
+              "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}", f"{r['infer_ms']:.1f}", f"{r['params_m']:.1f}"]
+             for r in rows)
+    note = [] if s["device"] == "cuda" else ["CPU run: a smoke test of the benchmark, not a GPU figure.", ""]
+    write_result(stem, {"rows": rows}, [*note, *table(header, cells)], title=f"Training and inference speed ({stem})")
+
+
 class Check:
     """Runs the steps within a time budget and keeps what each said."""
 
@@ -63,6 +233,7 @@ class Check:
         (args.work / "logs").mkdir(parents=True, exist_ok=True)
 
     def left(self) -> float:
+        """Seconds left of the budget."""
         return self.args.budget - (time.perf_counter() - self.started)
 
     def run(self, step: str, command: list[str], timeout: float, parse=None) -> None:
@@ -78,8 +249,8 @@ class Check:
         try:
             out = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True,
                                  timeout=min(timeout, max(self.left(), 30)))
-            text, row["status"] = out.stdout + "\n" + out.stderr, "ok" if out.returncode == 0 else \
-                f"failed (exit {out.returncode})"
+            text = out.stdout + "\n" + out.stderr
+            row["status"] = "ok" if out.returncode == 0 else f"failed (exit {out.returncode})"
         except subprocess.TimeoutExpired as expired:
             text, row["status"] = f"{expired.stdout or ''}\n{expired.stderr or ''}", "failed (time-out)"
         row["seconds"] = round(time.perf_counter() - started, 1)
@@ -116,33 +287,35 @@ def overrides(args: argparse.Namespace, model: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="the same steps on the CPU with tiny models")
     parser.add_argument("--steps", type=int, default=None, help="training steps of each fit (60; smoke: 4)")
     parser.add_argument("--budget", type=float, default=450.0, help="seconds for all steps (one device call)")
     parser.add_argument("--only", nargs="+", default=None, help="run only these steps")
     parser.add_argument("--work", type=Path, default=Path("/tmp/focal-pl-gpu-check"))
     parser.add_argument("--tag", default="", help="suffix of the results files")
+    parser.add_argument("--pack", action="store_true", help="make gpu-pack: the wheels and real images to carry")
+    parser.add_argument("--speed", choices=["predict", "training"], help="only this speed benchmark (a step)")
     args = parser.parse_args()
+    if args.pack:
+        pack()
+        return 0
+    if args.speed:
+        (predict_speed if args.speed == "predict" else training_speed)(args.smoke)
+        return 0
     args.steps = args.steps or (4 if args.smoke else 60)
     shutil.rmtree(args.work, ignore_errors=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     wheels = bring_wheels(env)
     check, python = Check(args, env), sys.executable
     focal = [python, "-m", "focal_pl"]
-    check.run("env", [python, "-c", "import torch, sklearn, lightning, sys; print(sys.version.split()[0], "
-                      "torch.__version__, 'cuda', torch.version.cuda, 'sklearn', sklearn.__version__, 'lightning', "
-                      "lightning.__version__); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() "
-                      "else 'no GPU', torch.cuda.get_device_properties(0).total_memory // 2**20 if "
-                      "torch.cuda.is_available() else 0, 'MiB')"], 60,
-              lambda text: {"versions": text.strip().splitlines()[:2]})
+    check.run("env", [python, "-c", ENV], 60, lambda text: {"versions": text.strip().splitlines()[:2]})
     for model in ("vit", "hrnet"):
         check.run(f"fit_{model}", [*focal, "fit", "--config", f"{model}.yaml", *overrides(args, model)],
                   600 if args.smoke else 300, fit_figures)
     runs = sorted((args.work / "runs" / "vit").glob("*/checkpoints/last.ckpt"))
     # the carried real images, else ../shared/data/real where it exists
-    real = next((c for c in (ROOT / ".gpucheck" / "real", ROOT.parent / "shared" / "data" / "real")
-                 if (c / "CASIA1_samples").is_dir()), None)
+    real = next((c for c in (ROOT / ".gpucheck" / "real", SHARED / "real") if (c / "CASIA1_samples").is_dir()), None)
     if runs and real is not None:
         casia = json.dumps([{"class_path": "focal_pl.data.sources.CASIA",
                              "init_args": {"root": str(real / "CASIA1_samples"), "include_authentic": True}}])
@@ -161,11 +334,9 @@ def main() -> int:
         check.run("gpu_tests", [python, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"], 240,
                   lambda text: {"summary": (re.findall(r"\d+ passed.*|\d+ failed.*", text) or [""])[-1]})
         check.run("clustering", [python, "benchmarks/clustering_speed.py", "--device", "cuda"], 180)
-        check.run("predict", [python, "benchmarks/predict_speed.py", "--images", "32", "--batches", "1", "8",
-                              "--tag", "gpu"], 180)
-        check.run("training", [python, "benchmarks/training_speed.py", "--models", "vit_l", "hrnet_w32",
-                               "--attention", "fused", "timm", "--options", "eager", "compile+fused_adam",
-                               "--steps", "10", "--warmup", "3", "--tag", "gpu"], 300)
+    smoke = ["--smoke"] if args.smoke else []
+    check.run("predict", [python, "benchmarks/gpu_check.py", "--speed", "predict", *smoke], 180)
+    check.run("training", [python, "benchmarks/gpu_check.py", "--speed", "training", *smoke], 300)
     return write(args, check.rows, wheels)
 
 
