@@ -3,6 +3,7 @@
 
     python benchmarks/loss_learning.py                       # the full grid (17 x 2 x 3 fits; about 2 h on 2 cores)
     python benchmarks/loss_learning.py --variants nce scl_within --seeds 0 --boundaries sharp --out /tmp/ll
+    python benchmarks/loss_learning.py --variants nce nce_original scl_within --seeds 0 1 2 --out loss_learning_nce
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 from focal_pl.clustering import Clusterer
 from focal_pl.extractors import ForensicCNN
-from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
+from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, NCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
 
 from common import cpu_fit, in_processes, mean_std, splice_data, study_options, table, timed, write_result
@@ -24,7 +25,8 @@ from common import cpu_fit, in_processes, mean_std, splice_data, study_options, 
 SCL = SoftContrastiveLoss
 # name -> (loss for a run of s steps, what it is)
 VARIANTS = {
-    "nce": (lambda s: InfoNCELoss(), "InfoNCE of the official code"),
+    "nce": (lambda s: InfoNCELoss(), "InfoNCE of the official code (the mean of all positives)"),
+    "nce_original": (lambda s: NCELoss(), "the original NCE, [40]: one positive per query"),
     "triplet": (lambda s: TripletLoss(), "triplet, margin 0.3"),
     "dcl": (lambda s: DCLLoss(), "decoupled contrastive"),
     "circle": (lambda s: CircleLoss(), "circle, m 0.25, gamma 80"),
