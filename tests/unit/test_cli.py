@@ -342,3 +342,19 @@ def test_configs_lists_every_shipped_file_with_a_whole_sentence(tmp_path):
     assert description(two_lines) == "One sentence over two lines."
     listed = catalogue()
     assert all(p.name in listed for p in paths)
+
+
+def test_official_yaml_validates_tests_and_predicts_as_the_official_code(capsys, tmp_path, monkeypatch):
+    """Laid over a model config: cosine k-means, grid validation and test scoring, bilinear masks in
+    validation, test and predict, fp32; everything else stays the config's (the loss, the extractor)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "vit.yaml", "--config", "official.yaml", "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    model = config["model"]["init_args"]
+    assert model["clusterer"]["init_args"]["algorithm"] == "cosine_kmeans"
+    assert model["val_resolution"] == "grid" and model["mask_resize"] == "bilinear"
+    assert config["testing"]["resolution"] == "grid" and config["testing"]["mask_resize"] == "bilinear"
+    assert config["prediction"]["mask_resize"] == "bilinear" and config["trainer"]["precision"] == "32-true"
+    assert model["loss"]["class_path"] == "focal_pl.losses.SoftContrastiveLoss"
+    assert model["extractor"]["init_args"]["size"] == "large"

@@ -89,3 +89,27 @@ def test_the_readmes_demo_output_is_what_a_fit_prints(tmp_path, monkeypatch, cap
     printed = capsys.readouterr().out
     summary = printed[printed.index("Run folder:"):].strip().splitlines()
     assert normalized(summary) == normalized(block.strip().splitlines()), "\n".join(summary)
+
+
+def test_every_key_of_the_official_code_table_is_accepted(capsys, tmp_path, monkeypatch):
+    """docs/method.md section 8 names, for each official choice, the key that selects it: all of them
+    together parse over vit.yaml and set what the table says."""
+    import shlex
+
+    import pytest
+    import yaml
+
+    from focal_pl.cli import main
+
+    text = (ROOT / "docs" / "method.md").read_text().split("## 8. What the official code does")[1]
+    keys = [shlex.split(k) for k in re.findall(r"`(--[^`]+)`", text) if not k.startswith("--config official")]
+    assert len(keys) >= 8
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "vit.yaml", *[a for key in keys for a in key], "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    model = config["model"]["init_args"]
+    assert model["loss"]["class_path"] == "focal_pl.losses.InfoNCELoss"
+    assert model["clusterer"]["init_args"]["algorithm"] == "cosine_kmeans" and model["val_resolution"] == "grid"
+    assert config["trainer"]["precision"] == "32-true" and config["testing"]["resolution"] == "grid"
+    assert config["data"]["train"]["init_args"]["repeats"] == [1, 1, 1, 40, 20]  # data/official_mix.yaml
