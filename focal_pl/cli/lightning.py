@@ -262,11 +262,12 @@ def build_cli_class():
         def _resume(self, config, path: Path, run: Path | None) -> Path | None:
             """The run folder a fit resumes in (locked for this process), after checking the checkpoint
             and that the config is the run's; None for a checkpoint outside any run folder."""
-            step = runfolders.check_checkpoint(path)
             if run is None:
+                step = runfolders.check_checkpoint(path)
                 print(f"resuming from {path} (step {step}) in a new run folder")
                 return None
-            runfolders.lock_run(run)  # before reading its config: a fit under way may be rewriting it
+            runfolders.lock_run(run)  # before reading its checkpoint and config: a fit under way rewrites them
+            step = runfolders.check_checkpoint(path)
             current = yaml.safe_load(self.parser.dump(self.config, skip_unset=False, format="yaml"))
             changed = runfolders.config_differences(run / "config.yaml", current.get("fit", current))
             if changed:

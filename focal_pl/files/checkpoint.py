@@ -151,8 +151,31 @@ def verify(checkpoint: Mapping[str, Any], path: str | Path) -> None:
 def read_checkpoint(path: str | Path, map_location: Any = "cpu", check: bool = True,
                     mmap: bool = False) -> dict[str, Any]:
     """A Lightning checkpoint, loaded with ``weights_only=True`` and verified; ``CheckpointError``
-    names the file and what is wrong (missing, empty, truncated, not a checkpoint, damaged)."""
+    names the file and what is wrong (missing, empty, truncated, not a checkpoint, damaged).
+    A file replaced while it was read (a fit under way renames a new ``last.ckpt`` over it; a
+    memory-mapped load opens the name twice) is read again, up to three times."""
     file = Path(path).expanduser()
+    for _ in range(2):
+        before = _identity(file)
+        try:
+            return _read_checkpoint(file, map_location, check, mmap)
+        except CheckpointError:
+            if before is None or _identity(file) == before:
+                raise
+    return _read_checkpoint(file, map_location, check, mmap)
+
+
+def _identity(file: Path) -> tuple[int, int, int] | None:
+    """(device, inode, mtime) of ``file``: another value after a rename over it; None if absent."""
+    try:
+        status = file.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, status.st_mtime_ns
+
+
+def _read_checkpoint(file: Path, map_location: Any, check: bool, mmap: bool) -> dict[str, Any]:
+    """``read_checkpoint`` once."""
     if not file.exists():
         raise CheckpointError(f"{file} does not exist")
     if file.is_dir():

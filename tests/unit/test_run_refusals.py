@@ -110,6 +110,37 @@ def test_a_damaged_checkpoint_is_refused_when_loaded_from_python_too(trained, tm
         FocalModule.load_from_checkpoint(bad, weights_only=True)
 
 
+def test_a_checkpoint_replaced_while_it_is_read_is_read_again(trained, tmp_path, monkeypatch):
+    """A fit under way renames a new last.ckpt over the old one; a memory-mapped read that saw half of
+    each (torn: its digest fails) is read again, and a file damaged at rest is still refused."""
+    import focal_pl.files.checkpoint as checkpoint_io
+
+    target, damaged = tmp_path / "last.ckpt", tmp_path / "damaged.ckpt"
+    target.write_bytes(trained.read_bytes())
+    damage_a_weight(trained, damaged)
+    real_load, calls = torch.load, []
+
+    def torn(file, *args, **kwargs):
+        calls.append(file)
+        if len(calls) == 1:  # the reader sees the damaged bytes while the writer renames a whole file in
+            loaded = real_load(damaged, *args, **kwargs)
+            replacement = tmp_path / "next.ckpt"
+            replacement.write_bytes(trained.read_bytes())
+            os.utime(replacement, ns=(1, 1))
+            os.replace(replacement, target)
+            return loaded
+        return real_load(file, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_io.torch, "load", torn)
+    assert checkpoint_io.read_checkpoint(target, mmap=True)["global_step"] == 2
+    assert len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(checkpoint_io.torch, "load", lambda file, *a, **k: calls.append(file) or real_load(file, *a, **k))
+    with pytest.raises(checkpoint_io.CheckpointError, match="do not match the sha256"):
+        checkpoint_io.read_checkpoint(damaged, mmap=True)  # not replaced: one read, refused
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize("verb", ["fit", "test", "predict"])
 def test_an_empty_image_folder_is_one_line_before_any_folder(verb, tmp_path, capfd):
     (tmp_path / "data" / "images").mkdir(parents=True)
