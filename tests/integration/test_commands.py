@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 
@@ -34,6 +35,7 @@ def test_command_help_is_built_once_then_served_without_lightning(tmp_path):
     assert len(list((tmp_path / "focal-pl").glob("help-validate-*.txt"))) == 1
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_by_config_alone(tmp_path):
     """The launched rank reruns the command line as given and takes the launching rank's run folder
     (no folder of its own, no environment variable)."""
@@ -64,6 +66,7 @@ def test_a_refused_config_is_one_line_and_leaves_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_hrnet_batch_norms_are_synced_under_ddp_on_gpus_only_and_lightnings_flag_on_cpu_is_named(tmp_path):
     from types import SimpleNamespace
 

@@ -13,6 +13,7 @@ from focal_pl.cli import main
 from helpers.paths import TINY, TINY_DATA
 
 
+@pytest.mark.slow
 def test_sweep_runs_locally_offline_and_tabulates_each_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "sweep"
@@ -134,6 +135,7 @@ def test_a_failing_run_is_reported_as_failed_not_with_stale_numbers(tmp_path, mo
     assert row["status"].startswith("failed (2): model.init_args.loss: max_iter") and "got 0" in row["status"]
 
 
+@pytest.mark.slow
 def test_a_run_that_never_validated_is_failed_not_nan_ok(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "sweep"

@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers.images import pairs_folder
 from helpers.paths import TINY
 
 
+@pytest.mark.slow
 def test_test_with_a_checkpoint_checks_what_its_run_trained_on(tmp_path):
     train = pairs_folder(tmp_path / "train", 8)
     source = json.dumps([{"class_path": "focal_pl.data.sources.FolderPairs", "init_args": {"images": str(train)}}])

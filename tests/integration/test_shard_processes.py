@@ -49,6 +49,7 @@ def test_ctrl_c_prints_one_line_and_a_rerun_resumes(tmp_path):
     assert inspect_shards(out)["problems"] == []
 
 
+@pytest.mark.slow
 def test_ddp_streaming_gives_equal_batches_on_two_ranks(shards, tmp_path):
     root, _, _ = shards
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
