@@ -37,6 +37,8 @@ from typing import Any
 
 import yaml
 
+from focal_pl.files import locks
+
 LOCK_FILE = ".lock"
 _held: list[int] = []  # descriptors of the locks this process holds (for its lifetime)
 _made: list[Path] = []  # folders this process made and may take back if the command fails before running
@@ -213,42 +215,22 @@ def lock_run(folder: Path) -> None:
     """Hold ``<folder>/.lock`` for the life of this process; ``ValueError`` naming the holder when
     another process holds it (a fit of the same run under way)."""
     path = folder / LOCK_FILE
+    started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    command = " ".join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:3])
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        descriptor = locks.hold(path, f"process {os.getpid()} on {socket.gethostname()} ({command}, since {started})")
+    except locks.LockHeld as held:
+        raise ValueError(f"ckpt_path: {folder} is in use by {held.holder}; wait for it to end or stop it "
+                         "(two fits must not write one run)") from None
     except OSError as error:
         raise ValueError(f"run folder: cannot write {path}: {os.strerror(error.errno) if error.errno else error}") \
             from error
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(descriptor, 512, 0).decode(errors="replace").strip() or "another process"
-        os.close(descriptor)
-        raise ValueError(f"ckpt_path: {folder} is in use by {holder}; wait for it to end or stop it "
-                         "(two fits must not write one run)") from None
-    started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-    command = " ".join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:3])
-    os.ftruncate(descriptor, 0)
-    os.pwrite(descriptor, f"process {os.getpid()} on {socket.gethostname()} ({command}, since {started})".encode(), 0)
     _held.append(descriptor)
 
 
 def lock_holder(folder: Path) -> str | None:
     """Who holds ``<folder>/.lock`` now (a fit under way), or None."""
-    path = folder / LOCK_FILE
-    if not path.is_file():
-        return None
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        return None
-    except BlockingIOError:
-        return os.pread(descriptor, 512, 0).decode(errors="replace").strip() or "another process"
-    finally:
-        os.close(descriptor)
+    return locks.holder(folder / LOCK_FILE)
 
 
 def next_version(folder: Path, slug: str = "") -> str:

@@ -11,7 +11,6 @@ it, so two predicts never mix or overwrite each other's files.
 from __future__ import annotations
 
 import csv
-import fcntl
 import html
 import io
 import json
@@ -38,6 +37,7 @@ from focal_pl.evaluation.pictures import to_uint8_image
 from focal_pl.evaluation.report import LEGEND
 from focal_pl.evaluation.scoring import Clustered, Scorer
 from focal_pl.evaluation.writer import ImageFiles, gather_rows
+from focal_pl.files import locks
 from focal_pl.files.atomic import write_atomic
 from focal_pl.training.runs import run_dir
 
@@ -114,24 +114,18 @@ class PredictionWriter(BasePredictionWriter):
             return
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            descriptor = locks.hold(folder / LOCK, f"predict, process {os.getpid()} on {socket.gethostname()}")
+        except locks.LockHeld as held:
+            raise PredictionFolderError(f"prediction.output_dir: {folder} is being written by {held.holder}; give "
+                                        "another folder (two predicts never share one)") from None
         except OSError as error:
             raise PredictionFolderError(f"prediction.output_dir: cannot write {folder}: "
                                         f"{os.strerror(error.errno) if error.errno else error}") from error
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 256, 0).decode(errors="replace").strip() or "another process"
-            os.close(descriptor)
-            raise PredictionFolderError(f"prediction.output_dir: {folder} is being written by {holder}; give "
-                                        "another folder (two predicts never share one)") from None
         if holds_predictions(folder):
             (folder / LOCK).unlink(missing_ok=True)  # held by this process: nothing of it stays
             os.close(descriptor)
             raise PredictionFolderError(f"prediction.output_dir: {folder} holds predictions already (scores.csv, "
                                         "masks); give an empty or new folder, or leave it out for a new one")
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"predict, process {os.getpid()} on {socket.gethostname()}".encode(), 0)
         self.folder, self._lock_fd = folder, descriptor
 
     def release(self) -> None:

@@ -122,6 +122,24 @@ def test_a_folder_another_predict_holds_is_refused(tmp_path):
     other.claim(tmp_path / "shared")  # free again once the first let go
 
 
+def test_a_lock_names_its_holder_until_it_is_let_go(tmp_path):
+    import os
+
+    from focal_pl.files import locks
+
+    path = tmp_path / ".lock"
+    assert locks.holder(path) is None  # absent
+    descriptor = locks.hold(path, "process 1 on here (fit)")
+    assert locks.holder(path) == "process 1 on here (fit)"
+    with pytest.raises(locks.LockHeld) as refused:
+        locks.hold(path, "process 2")
+    assert refused.value.holder == "process 1 on here (fit)" and path.read_text() == "process 1 on here (fit)"
+    os.close(descriptor)
+    assert locks.holder(path) is None
+    os.close(locks.hold(path, "process 2"))  # free again, and the new holder's line replaces the old one
+    assert path.read_text() == "process 2"
+
+
 def test_a_predict_with_nothing_predicted_fails(trained, tmp_path, capfd):
     folder = tmp_path / "bad"
     folder.mkdir()
