@@ -6,9 +6,6 @@ pair and k-means, on synthetic FOCAL-like maps (and, with ``--checkpoint``, a tr
 
 from __future__ import annotations
 
-import argparse
-import json
-
 import numpy as np
 import torch
 
@@ -16,7 +13,7 @@ from focal_pl.clustering import Clusterer
 from focal_pl.evaluation.masks import resize_mask
 from focal_pl.evaluation.metrics import pixel_scores
 
-from common import table, write_result
+from common import arguments, show, table, write_result
 
 RULES = [(noise, single) for single in (False, True) for noise in ("nearest", "forged", "pristine")]
 
@@ -77,10 +74,7 @@ def evaluate(maps, clusterer: Clusterer) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--maps", type=int, default=40)
-    args = parser.parse_args()
+    args = arguments(__doc__, checkpoint=str, maps=40)
     torch.set_num_threads(2)
     inputs = {"synthetic FOCAL-like maps (64 x 64 x 256, min cluster 200)": (synthetic_maps(args.maps, 0), 200)}
     if args.checkpoint:
@@ -91,8 +85,7 @@ def main() -> None:
         clusterers = {f"noise={noise}, allow_single_cluster={single}": Clusterer(
             min_cluster_size=size, noise=noise, allow_single_cluster=single) for noise, single in RULES}
         for rule, clusterer in {**clusterers, "k-means (k = 2), for reference": Clusterer("kmeans")}.items():
-            rows.append({"input": label, "rule": rule, **evaluate(maps, clusterer)})
-            print(json.dumps(rows[-1]), flush=True)
+            rows.append(show({"input": label, "rule": rule, **evaluate(maps, clusterer)}))
         lines += [f"{label}:", "", *table(["rule", "forged F1", "false-alarm rate", "false-alarm area"], (
             (r["rule"], *(f"{r[k]:.3f}" for k in ("forged_f1", "false_alarm_rate", "false_alarm_area")))
             for r in rows if r["input"] == label)), ""]

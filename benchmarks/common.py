@@ -1,10 +1,13 @@
-"""What the benchmarks share: the results folder, timing, memory, Markdown tables, the small CPU fits
-of the studies, and writing a result with its machine."""
+"""What the benchmarks share: the results folder, timing, memory, Markdown tables, JSON children, the
+small CPU fits of the studies, and writing a result with its machine line."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+HIDDEN = argparse.SUPPRESS  # the help of an option a script passes to its own child process
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the photos and real images beside the checkout
 
 
@@ -23,8 +27,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 
 def times(fn: Callable[[], Any], repeats: int, warmup: int = 0, sync: Callable[[], Any] | None = None) -> list[float]:
-    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones; ``sync`` (a CUDA
-    synchronize) runs before each clock read, so that a device's queued work is counted."""
+    """Wall seconds of ``repeats`` calls after ``warmup`` ones; ``sync`` (CUDA's) before each clock read."""
     sync = sync or (lambda: None)
     for _ in range(warmup):
         fn()
@@ -64,9 +67,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def cpu_trainer(folder: str, callbacks: list, steps: int | None = None, sanity: int = 0) -> Any:
-    """A quiet Lightning ``Trainer`` on the CPU (no logger, checkpoint, progress bar or summary) in
-    ``folder``; with ``steps``, a fit of that many steps validated at its end (and at its start,
-    the whole validation set, with ``sanity=-1``: the untrained score)."""
+    """A quiet CPU ``Trainer``; with ``steps``, a fit validated at its end (and at its start: ``sanity=-1``)."""
     import lightning as L
 
     fit = {"max_steps": steps, "val_check_interval": steps, "check_val_every_n_epoch": None} if steps else {}
@@ -77,9 +78,7 @@ def cpu_trainer(folder: str, callbacks: list, steps: int | None = None, sanity: 
 
 @contextmanager
 def cpu_fit(seed: int, steps: int, callbacks: Sequence = (), sanity: int = 0):
-    """A study's fit: one torch thread (one fit per process), every generator seeded, then
-    ``cpu_trainer`` of ``steps`` in a temporary folder with a quiet ``ValidationRecord`` first in its
-    callbacks; yields (trainer, record, folder)."""
+    """One thread, every generator seeded: yields (``cpu_trainer``, its ``ValidationRecord``, a temporary folder)."""
     import tempfile
 
     import lightning as L
@@ -94,20 +93,33 @@ def cpu_fit(seed: int, steps: int, callbacks: Sequence = (), sanity: int = 0):
         yield cpu_trainer(folder, [record, *callbacks], steps, sanity), record, folder
 
 
-def study_options(parser: Any, out: str, pool: str | None) -> Any:
-    """The options of the from-scratch CPU studies (loss_learning, real_forgeries)."""
-    add = parser.add_argument
-    add("--steps", type=int, default=400)
-    add("--batch", type=int, default=8)
-    add("--size", type=int, default=96, help="side of training and validation in px")
-    add("--reuse", type=int, default=2, help="epochs over the training set")
-    add("--val", type=int, default=48, help="held-out synthetic splices")
-    add("--lr", type=float, default=1e-3)
-    add("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    add("--pool", default=pool, help="folder of pristine photos")
-    add("--jobs", type=int, default=2, help="fits at a time (one process and one thread each)")
-    add("--out", default=str(RESULTS / out), help="results path without .json")
-    return parser
+def arguments(doc: str, **options: Any) -> argparse.Namespace:
+    """The command line: per ``--name``, a default or (default, help[, choices]); a list is ``nargs="+"``, False a
+    flag, a type alone (or in a list) no default, help ``HIDDEN`` an internal option."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, option in options.items():
+        default, text, *choices = option if isinstance(option, tuple) else (option, None)
+        spec: dict[str, Any] = {"help": text, **({"choices": choices[0]} if choices else {})}
+        if default is False:
+            spec["action"] = "store_true"
+        elif isinstance(default, type):
+            spec["type"] = default
+        elif isinstance(default, list):
+            typed = isinstance(default[0], type)
+            spec.update(nargs="+", type=default[0] if typed else type(default[0]), default=None if typed else default)
+        else:
+            spec.update(type=None if default is None else type(default), default=default)
+        parser.add_argument("--" + name.replace("_", "-"), **spec)
+    return parser.parse_args()
+
+
+def study_options(out: str, pool: str | None) -> dict[str, Any]:
+    """The ``arguments`` of the from-scratch CPU studies (loss_learning, real_forgeries)."""
+    return dict(steps=400, batch=8, size=(96, "side of training and validation in px"),
+                reuse=(2, "epochs over the training set"), val=(48, "held-out synthetic splices"), lr=1e-3,
+                seeds=[0, 1, 2], pool=(pool or str, "folder of pristine photos"),  # str: no default
+                jobs=(2, "fits at a time (one process and one thread each)"),
+                out=(str(RESULTS / out), "results path without .json"))
 
 
 def splice_data(a: dict[str, Any], seed: int, size: int, boundary: str = "mixed", **data: Any) -> Any:
@@ -122,6 +134,18 @@ def splice_data(a: dict[str, Any], seed: int, size: int, boundary: str = "mixed"
                              num_workers=0, **data)
 
 
+def show(row: dict[str, Any]) -> dict[str, Any]:
+    """Print ``row`` as one JSON line (a figure as soon as it is measured) and return it."""
+    print(json.dumps(row, default=str), flush=True)
+    return row
+
+
+def child_json(script: str, *args: str) -> Any:
+    """Run ``python script args`` in a fresh process; the JSON of its last line of output."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def in_processes(run: Callable[[Any], Any], tasks: list, jobs: int) -> list:
     """``run`` of every task, ``jobs`` spawned processes at a time."""
     from concurrent.futures import ProcessPoolExecutor
@@ -133,10 +157,8 @@ def in_processes(run: Callable[[Any], Any], tasks: list, jobs: int) -> list:
 
 def write_result(name: str, record: dict[str, Any], lines: Iterable[str] = (), results: Path | str = RESULTS,
                  title: str | None = None) -> dict[str, Any]:
-    """Write ``<results>/<name>.json`` (``name`` may be a path without .json): ``record`` with the
-    machine it ran on (``machine``, from ``focal_pl.training.provenance.machine()`` unless the record
-    has one); print the machine line and ``lines`` (the tables). With a ``title``, the same text also
-    goes to ``<name>.md`` under it."""
+    """``<results>/<name>.json`` (``record`` and its ``machine``); print the machine line and ``lines``, and
+    with a ``title`` write them to ``<name>.md`` too (``name`` may be a path without .json)."""
     from focal_pl.training.provenance import machine, machine_line
 
     record = {"machine": record.get("machine") or machine(), **record}

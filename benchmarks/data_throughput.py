@@ -6,7 +6,6 @@ bytes (each chunk's sha256 verified when first opened); one process reads every 
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -20,14 +19,11 @@ from focal_pl.data.sources import FolderPairs
 from focal_pl.data.synthetic import PhotoPool, random_region
 from focal_pl.data.transforms import Augmentations
 
-from common import table, times, write_result
+from common import arguments, table, times, write_result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=48)
-    parser.add_argument("--pool", default=None, help="folder of photos (default: scikit-image's)")
-    args = parser.parse_args()
+    args = arguments(__doc__, images=48, pool=(str, "folder of photos (default: scikit-image's)"))
     torch.set_num_threads(1)
     photos, rng = PhotoPool(args.pool, max_side=2048), np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,9 +8,7 @@
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import statistics
 
 import torch
@@ -20,7 +18,8 @@ from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, NCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
 
-from common import cpu_fit, in_processes, mean_std, splice_data, study_options, table, timed, write_result
+from common import (arguments, cpu_fit, in_processes, mean_std, show, splice_data, study_options, table, timed,
+                    write_result)
 
 SCL = SoftContrastiveLoss
 # name -> (loss for a run of s steps, what it is)
@@ -61,11 +60,9 @@ def run(task: tuple[str, str, int, dict]) -> dict:
         module.clusterer = Clusterer("hdbscan", min_cluster_size=0.05)
         trainer.validate(module, data, verbose=False)
     hdbscan = record.record["final"]
-    row = {"variant": variant, "boundary": boundary, "seed": seed, "untrained_kmeans_f1": untrained["f1"],
-           "kmeans_f1": kmeans["f1"], "kmeans_iou": kmeans["iou"], "hdbscan_f1": hdbscan["f1"],
-           "hdbscan_iou": hdbscan["iou"], "fit_seconds": seconds}
-    print(json.dumps(row), flush=True)
-    return row
+    return show({"variant": variant, "boundary": boundary, "seed": seed, "untrained_kmeans_f1": untrained["f1"],
+                 "kmeans_f1": kmeans["f1"], "kmeans_iou": kmeans["iou"], "hdbscan_f1": hdbscan["f1"],
+                 "hdbscan_iou": hdbscan["iou"], "fit_seconds": seconds})
 
 
 def tables(rows: list[dict], variants: list[str], boundaries: list[str]) -> list[str]:
@@ -80,11 +77,10 @@ def tables(rows: list[dict], variants: list[str], boundaries: list[str]) -> list
 
 
 def main() -> None:
-    parser = study_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]), "loss_learning", None)
-    parser.add_argument("--source-size", type=int, default=128, help="side of the generated composites")
-    parser.add_argument("--boundaries", nargs="+", default=["sharp", "blended"], choices=["sharp", "blended"])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    a = vars(parser.parse_args())
+    a = vars(arguments(__doc__, **study_options("loss_learning", None),
+                       source_size=(128, "side of the generated composites"),
+                       boundaries=(["sharp", "blended"], None, ["sharp", "blended"]),
+                       variants=(list(VARIANTS), None, list(VARIANTS))))
     tasks = [(v, b, s, a) for s in a["seeds"] for b in a["boundaries"] for v in a["variants"]]
     wall, _, rows = timed(lambda: in_processes(run, tasks, a["jobs"]))
     write_result(a["out"], {"settings": a, "wall_seconds": wall, "runs": rows},

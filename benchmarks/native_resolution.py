@@ -26,7 +26,7 @@ from focal_pl.data.synthetic import composite, jpeg, local_history, random_crop,
 from focal_pl.evaluation.metrics import pixel_scores
 from focal_pl.release import as_rgb_array
 
-from common import RESULTS, SHARED, status_bytes, table, timed, write_result
+from common import HIDDEN, RESULTS, SHARED, arguments, child_json, status_bytes, table, timed, write_result
 
 
 def splice(rng: np.random.Generator, host: np.ndarray, donor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +44,7 @@ def splice(rng: np.random.Generator, host: np.ndarray, donor: np.ndarray) -> tup
 
 
 def model(args: argparse.Namespace) -> tuple[Path, focal_pl.release.ReleasedModel, dict]:
-    """The release file (``--weights``, else the CPU demo trained and exported through the CLI), the
-    model, and its clusterer's caps on the points it clusters (``--grid`` sets its side cap)."""
+    """The release file (``--weights``, else the CPU demo trained and exported here), the model, its caps."""
     weights = args.weights
     if weights is None:
         cli, runs, weights = [sys.executable, "-m", "focal_pl"], args.work / "runs", args.work / "demo.pt"
@@ -70,7 +69,7 @@ def memory_child(args: argparse.Namespace) -> dict:
     """Native inference on one upscaled photo, in this (fresh) process: peak RSS before and after, MiB."""
     _, loaded, setting = model(args)
     width = int(round(math.sqrt(args.megapixels * 1e6 * 1.5)))
-    height = int(round(width / 1.5))
+    height = int(round(width / 1.5))  # 3:2
     photo = as_rgb_array(args.pool / "lomiri-wallpapers" / "sunset_by_Aitzol_Berasategi.jpg")
     loaded.localize(photo[:512, :768], native=True)  # the first call's imports, outside the measure
     image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_CUBIC)
@@ -101,18 +100,12 @@ def images_table(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--weights", type=Path, help="a release file (focal-pl export); default: train the demo")
-    parser.add_argument("--train-images", type=int, default=9600, help="the demo's budget.images when training")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/focal-pl-native"))
-    parser.add_argument("--pool", type=Path, default=SHARED / "pristine")
-    parser.add_argument("--grid", type=int, help="also cap the clustered side (the clusterer's grid)")
-    parser.add_argument("--megapixels", type=float, default=24.0)
-    parser.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--table", action="store_true", help="print the table of the saved json and stop")
-    args = parser.parse_args()
+    args = arguments(__doc__, images=12, seed=0,
+                     weights=(Path, "a release file (focal-pl export); default: train the demo"),
+                     train_images=(9600, "the demo's budget.images when training"), work=Path("/tmp/focal-pl-native"),
+                     pool=SHARED / "pristine", grid=(int, "also cap the clustered side (the clusterer's grid)"),
+                     megapixels=24.0, child_memory=(False, HIDDEN),
+                     table=(False, "print the table of the saved json and stop"))
     if args.child_memory or args.table:
         print(json.dumps(memory_child(args)) if args.child_memory else
               images_table(json.loads((RESULTS / "native_resolution.json").read_text())))
@@ -137,14 +130,11 @@ def main() -> None:
             scores = pixel_scores(mask, torch.from_numpy(truth))
             row[mode] = {**{k: float(scores[k]) for k in ("f1", "f1_forged", "iou")}, "seconds": seconds}
         rows.append(row)
-    child = subprocess.run([sys.executable, __file__, "--child-memory", "--weights", str(weights), "--pool",
-                            str(args.pool), "--megapixels", str(args.megapixels)]
-                           + (["--grid", str(args.grid)] if args.grid else []),
-                           capture_output=True, text=True, check=True)
+    memory = child_json(__file__, "--child-memory", "--weights", str(weights), "--pool", str(args.pool),
+                        "--megapixels", str(args.megapixels), *(["--grid", str(args.grid)] if args.grid else []))
     report = {"command": "python " + " ".join(sys.argv), "weights": str(weights), "seed": args.seed, **setting,
-              "model_validation": (loaded.figures.get("validation") or {}).get("best"),
-              "first_call_seconds": first, "load_average": os.getloadavg(), "images": rows,
-              "memory": json.loads(child.stdout.strip().splitlines()[-1]),
+              "model_validation": (loaded.figures.get("validation") or {}).get("best"), "first_call_seconds": first,
+              "load_average": os.getloadavg(), "images": rows, "memory": memory,
               "total_seconds": time.perf_counter() - started}
     write_result("native_resolution", report, [images_table(report), "", json.dumps(report["memory"], indent=1)])
 

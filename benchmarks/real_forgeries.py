@@ -7,7 +7,6 @@ scratch on synthetic splices over seeds, then are tested on the CASIA v1 sample 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 
@@ -23,8 +22,8 @@ from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
 from focal_pl.module import FocalModule, PixelClassifier
 from focal_pl.training.schedulers import CosineToEnd
 
-from common import (SHARED, cpu_fit, cpu_trainer, in_processes, mean_std, splice_data, study_options, table,
-                    timed, write_result)
+from common import (SHARED, arguments, cpu_fit, cpu_trainer, in_processes, mean_std, splice_data, study_options,
+                    table, timed, write_result)
 
 METHODS = {
     "scl": lambda: SoftContrastiveLoss(),
@@ -38,9 +37,8 @@ METRICS = ("f1", "f1_forged", "iou", "image_auc", "false_alarm_rate", "false_ala
 
 
 class Baseline(PixelClassifier):
-    """``PixelClassifier`` whose tiled (native-resolution) features go through its head, as its
-    squashed ones do (``FocalModule.features`` tiles the extractor alone; the 1x1 head commutes with
-    the stitching's weighted mean, so this equals tiling the whole classifier)."""
+    """``PixelClassifier`` whose tiled (native-resolution) features go through its head too (``FocalModule``
+    tiles the extractor alone; the 1x1 head commutes with the stitching's mean: the same as tiling both)."""
 
     def features(self, batch):
         features = super().features(batch)
@@ -112,12 +110,9 @@ def tables(runs: list[dict], methods: list[str]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    study_options(parser, "real_forgeries", str(SHARED / "pristine"))
-    parser.add_argument("--casia", default=str(SHARED / "real" / "CASIA1_samples"), help="CASIA v1 root")
-    parser.add_argument("--lr-end", type=float, default=1e-4, help="cosine annealing ends here")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    a = vars(parser.parse_args())
+    a = vars(arguments(__doc__, **study_options("real_forgeries", str(SHARED / "pristine")),
+                       casia=(str(SHARED / "real" / "CASIA1_samples"), "CASIA v1 root"),
+                       lr_end=(1e-4, "cosine annealing ends here"), methods=(list(METHODS), None, list(METHODS))))
     tasks = [(m, s, a) for s in a["seeds"] for m in a["methods"]]
     wall, _, (runs, trivial) = timed(lambda: (in_processes(run, tasks, a["jobs"]), trivial_masks(a["casia"])))
     said = "; ".join(f"{k}: " + ", ".join(f"{m} {v:.3f}" for m, v in t.items()) for k, t in trivial.items())
