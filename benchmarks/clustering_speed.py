@@ -6,11 +6,9 @@ where the time goes, 128 x 128 with Prim and Boruvka's memory, ties); with ``--d
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from focal_pl.clustering import fast_hdbscan as fast
 from focal_pl.clustering.fast_hdbscan import arrays, bounds, core_distance, hdbscan_labels, prim, sklearn_tree
 from focal_pl.training.provenance import machine
 
-from common import median_time, status_bytes, table, timed, write_result
+from common import HIDDEN, arguments, child_json, median_time, show, status_bytes, table, timed, write_result
 
 # the tie diagnostics are test code, not the package's (section 4 needs them)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -53,16 +51,11 @@ def focal_like(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
         parts = [c + 0.25 * g.normal(size=(s, dim)) for c, s in zip(centres, sizes)]
         rows = np.concatenate([*parts, g.normal(size=(n - sizes.sum(), dim)) * 3.0])[g.permutation(n)]
     else:
-        a, b, c = g.normal(size=(3, dim))
-        stray = g.normal(size=(n // 50, dim)) * 2.0
-        rest = n - len(stray)
-        if kind == "forged":
-            parts = [a + 0.35 * g.normal(size=(rest - rest // 8, dim)), b + 0.3 * g.normal(size=(rest // 8, dim))]
-        elif kind == "two_forged":
-            parts = [a + 0.35 * g.normal(size=(rest - rest // 8 - rest // 12, dim)),
-                     b + 0.3 * g.normal(size=(rest // 8, dim)), c + 0.5 * g.normal(size=(rest // 12, dim))]
-        else:  # authentic: one cluster
-            parts = [a + 0.35 * g.normal(size=(rest, dim))]
+        centres, stray = g.normal(size=(3, dim)), g.normal(size=(n // 50, dim)) * 2.0
+        rest = n - len(stray)  # pristine (spread 0.35), then the forged clusters (0.3, 0.5)
+        sizes = {"forged": [rest - rest // 8, rest // 8], "authentic": [rest],
+                 "two_forged": [rest - rest // 8 - rest // 12, rest // 8, rest // 12]}[kind]
+        parts = [c + w * g.normal(size=(s, dim)) for c, w, s in zip(centres, (0.35, 0.3, 0.5), sizes)]
         rows = np.concatenate([*parts, stray])[g.permutation(n)]
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
@@ -108,8 +101,7 @@ def ratio(repeats: int) -> list[dict]:
                         f"{who}_cpu_s": statistics.median(c for _, c in timings)})
         row.update(load_min=min(loads), load_max=max(loads), equal=same(reference, labels["ours"]),
                    identical=bool(np.array_equal(reference, labels["ours"])), ratio=row["sklearn_s"] / row["ours_s"])
-        out.append(row)
-        print(json.dumps(row), flush=True)
+        out.append(show(row))
     return out
 
 
@@ -150,23 +142,19 @@ def large(budget: int) -> dict:
     n = LARGE_SIDE * LARGE_SIDE
     wall, cpu, labels = timed(lambda: hdbscan_labels(focal_like("two_forged", n, DIM, 7), LARGE_SIZE, mst="prim"))
     out = dict(points=n, prim_s=wall, prim_cpu_s=cpu, prim_bytes=4 * n * n)
-    child = subprocess.run([sys.executable, __file__, "--child-boruvka", str(budget)], capture_output=True, text=True,
-                           check=True)
-    measured = json.loads(child.stdout.strip().splitlines()[-1])
+    measured = child_json(__file__, "--child-boruvka", str(budget))
     boruvka = np.load(measured.pop("labels_file"))
     out.update(measured, boruvka_partition_equals_prim=bool(same(labels, boruvka)))
     big, scale = 4 * n, 16  # N^2 work: 256 x 256 has 4 x the points of 128 x 128
     out["extrapolated_256"] = dict(points=big, prim_s=out["prim_s"] * scale, prim_bytes=4 * big * big,
                                    boruvka_s=out["boruvka_s"] * scale,
                                    boruvka_peak_formula_bytes={r: boruvka_formula(big, r) for r in (1024, 4096)})
-    print(json.dumps(out), flush=True)
-    return out
+    return show(out)
 
 
 def child_boruvka(budget: int) -> None:
-    """In a fresh process: Boruvka by chunks on the 128 x 128 map, its time and peak resident memory
-    above what the process held before the call (the kernel's high-water mark, reset first: a child's
-    ``ru_maxrss`` starts from its parent's)."""
+    """In a fresh process: Boruvka by chunks on the 128 x 128 map, its time and peak RSS above the
+    process's before the call (VmHWM, reset first: a child's ``ru_maxrss`` starts from its parent's)."""
     torch.set_num_threads(2)
     n = LARGE_SIDE * LARGE_SIDE
     rows = torch.from_numpy(focal_like("two_forged", n, DIM, 7))
@@ -186,7 +174,7 @@ def ties(count: int) -> list[dict]:
     """Over ``count`` random small maps of each family: how often each path differs from scikit-learn."""
     families = []
     for family in ("continuous", "flat regions"):
-        tally = dict(family=family, maps=0, prim_differs=0, boruvka_differs=0, maps_with_ties=0, regroup=0,
+        tally = dict(family=family, maps=count, prim_differs=0, boruvka_differs=0, maps_with_ties=0, regroup=0,
                      differs_outside_ties=0)
         for seed in range(count):
             g = np.random.default_rng(1000 + seed)
@@ -199,14 +187,11 @@ def ties(count: int) -> list[dict]:
             prim = hdbscan_labels(rows, size, samples, single, mst="prim")
             boruvka = hdbscan_labels(torch.from_numpy(rows), size, samples, single, mst="boruvka")
             ambiguous, regroup = ambiguous_points(rows, size, samples)
-            tally["maps"] += 1
-            tally["prim_differs"] += not same(reference, prim)
-            tally["boruvka_differs"] += not same(reference, boruvka)
-            tally["maps_with_ties"] += bool(ambiguous.any())
-            tally["regroup"] += regroup
-            tally["differs_outside_ties"] += not regroup and not same(reference, boruvka, ~ambiguous)
-        families.append(tally)
-        print(json.dumps(tally), flush=True)
+            found = {"prim_differs": not same(reference, prim), "boruvka_differs": not same(reference, boruvka),
+                     "maps_with_ties": bool(ambiguous.any()), "regroup": regroup,
+                     "differs_outside_ties": not regroup and not same(reference, boruvka, ~ambiguous)}
+            tally.update({key: tally[key] + value for key, value in found.items()})
+        families.append(show(tally))
     return families
 
 
@@ -220,9 +205,8 @@ def gpu(device: torch.device, repeats: int) -> list[dict]:
         torch.cuda.reset_peak_memory_stats(device)
         seconds = median_time(lambda: fast.hdbscan_labels_batch(maps, size), repeats,
                               sync=lambda: torch.cuda.synchronize(device))
-        out.append(dict(map=f"{side} x {side} x {DIM}", batch=batch, per_map_s=seconds / batch,
-                        peak_bytes=torch.cuda.max_memory_allocated(device)))
-        print(json.dumps(out[-1]), flush=True)
+        out.append(show(dict(map=f"{side} x {side} x {DIM}", batch=batch, per_map_s=seconds / batch,
+                             peak_bytes=torch.cuda.max_memory_allocated(device))))
     return out
 
 
@@ -240,14 +224,9 @@ def blas_line() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--tie-maps", type=int, default=100, help="random small maps per family for the tie count")
-    parser.add_argument("--budget", type=int, default=1 << 30, help="Boruvka's memory budget at 128 x 128 (bytes)")
-    parser.add_argument("--child-boruvka", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = arguments(__doc__, device="cpu", threads=2, repeats=5,
+                     tie_maps=(100, "random small maps per family for the tie count"),
+                     budget=(1 << 30, "Boruvka's memory budget at 128 x 128 (bytes)"), child_boruvka=(int, HIDDEN))
     torch.set_num_threads(args.threads)
     if args.child_boruvka:
         return child_boruvka(args.child_boruvka)
@@ -272,7 +251,7 @@ def main() -> None:
 
 
 def tables(ratios: list[dict], profile: dict, big: dict, families: list[dict]) -> list[str]:
-    """The four sections' tables."""
+    """The four sections' tables: the ratio, the stages (now and before), 128 x 128 and 256 x 256, the ties."""
     ms = lambda when, stages: [*((f"{when}: {k}", f"{1000 * v:.1f}") for k, v in stages.items()),  # noqa: E731
                                (f"{when}: total", f"{1000 * sum(stages.values()):.1f}")]
     ext, gib = big["extrapolated_256"], lambda n: f"{n / 2**30:.2f} GiB"  # noqa: E731

@@ -7,6 +7,7 @@ and resumed), ``data check``, the stream on DDP ranks (resumed mid-epoch), the s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import math
@@ -14,6 +15,7 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +38,7 @@ MIX = (("sp_coco", 200_000, 1, "coco"), ("cm_coco", 200_000, 1, "coco"), ("cm_ra
        ("cm_c_raise", 200_000, 1, "raise_c"), ("casia2", 5_123, 40, "casia"), ("imd2020", 2_010, 20, "imd"))
 PAPER_DISTINCT = sum(n for _, n, _, _ in MIX)  # 807,133
 PAPER_RANKS = 8
+FORMATS = {"jpg": "JPEG", "png": "PNG", "tif": "TIFF"}
 
 
 def scaled_mix(items: int) -> list[dict[str, Any]]:
@@ -102,11 +105,11 @@ def _size(kind: str, rng: np.random.Generator) -> tuple[int, int]:
     return (height, width) if rng.random() < 0.2 else (width, height)
 
 
-def _encode(image: np.ndarray, fmt: str, quality: int = 90) -> bytes:
-    """The bytes of ``image`` saved as JPEG (at ``quality``), PNG or TIFF."""
+def _encode(image: np.ndarray, ext: str, quality: int = 90) -> bytes:
+    """The bytes of ``image`` saved as ``ext`` (jpg at ``quality``, png or tif)."""
     buffer = io.BytesIO()
-    extra = {"quality": quality} if fmt == "JPEG" else {"compress_level": 6} if fmt == "PNG" else {}
-    Image.fromarray(image).save(buffer, format=fmt, **extra)
+    extra = {"jpg": {"quality": quality}, "png": {"compress_level": 6}}.get(ext, {})
+    Image.fromarray(image).save(buffer, format=FORMATS[ext], **extra)
     return buffer.getvalue()
 
 
@@ -122,23 +125,21 @@ def _gen_one(task: tuple[str, str, int, str]) -> tuple[str, str, int]:
     image = _grain(rng, np.where(mask[..., None].astype(bool), donor, base))
     folder = Path(root) / name
     if kind in ("coco", "raise", "raise_c"):
-        quality = int(rng.integers(80, 96) if kind == "coco" else rng.integers(85, 99))
+        ext, quality = "jpg", int(rng.integers(80, 96) if kind == "coco" else rng.integers(85, 99))
         if kind == "raise_c":  # compressed once more, at another quality
-            first = _encode(image, "JPEG", int(rng.integers(60, 91)))
+            first = _encode(image, "jpg", int(rng.integers(60, 91)))
             image = np.ascontiguousarray(cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR)[..., ::-1])
-        data, ext = _encode(image, "JPEG", quality), "jpg"
         image_path, mask_path = folder / "images" / f"{index:06d}.{ext}", folder / "masks" / f"{index:06d}.png"
-    elif kind == "casia":
-        ext = "tif" if rng.random() < 0.35 else "jpg"
-        data = _encode(image, "TIFF") if ext == "tif" else _encode(image, "JPEG", int(rng.integers(85, 101)))
+    elif kind == "casia":  # the quality is drawn last: a TIFF ignores it
+        ext, quality = "tif" if rng.random() < 0.35 else "jpg", int(rng.integers(85, 101))
         stem = f"Tp_{'S' if index % 2 else 'D'}_NRN_S_N_sim{index:05d}_sim{index + 1:05d}_{10000 + index}"
         image_path, mask_path = folder / "Tp" / f"{stem}.{ext}", folder / "CASIA 2 Groundtruth" / f"{stem}_gt.png"
     else:
-        ext = "png" if rng.random() < 0.2 else "jpg"
-        data = _encode(image, "PNG") if ext == "png" else _encode(image, "JPEG", int(rng.integers(80, 96)))
+        ext, quality = "png" if rng.random() < 0.2 else "jpg", int(rng.integers(80, 96))
         post = folder / f"post{index // 3:05d}"
         image_path, mask_path = post / f"{index:05d}_0.{ext}", post / f"{index:05d}_0_mask.png"
-    for path, content in ((image_path, data), (mask_path, _encode(mask * 255, "PNG"))):
+    data = _encode(image, ext, quality)
+    for path, content in ((image_path, data), (mask_path, _encode(mask * 255, "png"))):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
     return name, ext, len(data)
@@ -171,32 +172,33 @@ def shard_command(entry: dict[str, Any], raw: Path, out: Path, workers: int, chu
             "--chunk-bytes", chunk_bytes]
 
 
+def _proc(pid: int | str, name: str) -> str:
+    """The text of /proc/<pid>/<name>; empty once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:
+        return ""
+
+
 def tree_pss(root: int) -> int:
-    """Summed PSS (bytes) of a process and its descendants: PSS shares the pages a forked worker has in
-    common with its parent, so that the sum is what the tree really holds."""
+    """Summed PSS (bytes) of a process and its descendants (PSS splits the pages forked workers share)."""
     children: dict[int, list[int]] = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                children.setdefault(int(handle.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        fields = _proc(pid, "stat").rsplit(")", 1)[-1].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(pid))
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as handle:
-                total += sum(int(line.split()[1]) * 1024 for line in handle if line.startswith("Pss:"))
-        except (OSError, IndexError, ValueError):
-            pass
+        rollup = _proc(pid, "smaps_rollup").splitlines()
+        total += sum(int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:"))
     return total
 
 
 @contextmanager
 def peak_pss(pid: int, interval: float = 0.5):
-    """While the block runs, ``tree_pss`` of a process every ``interval`` seconds; yields a list
-    whose one item is the peak so far (bytes)."""
+    """``tree_pss`` every ``interval`` s while the block runs; yields a list holding the peak so far (bytes)."""
     peak, stop = [0], threading.Event()
 
     def sample() -> None:
@@ -213,18 +215,17 @@ def peak_pss(pid: int, interval: float = 0.5):
         thread.join()
 
 
-def cpu_children() -> float:
-    """CPU seconds of the children this process has waited for."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+def cpu_seconds(who: int = resource.RUSAGE_CHILDREN) -> float:
+    """User and system CPU seconds of this process (``RUSAGE_SELF``) or of the children it waited for."""
+    usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 
 
 def run_command(command: list[str], interrupt_when=None) -> dict[str, Any]:
-    """Run a command in its own process group: wall, CPU of it and its children, peak memory of the
-    tree, its output. ``interrupt_when()`` (polled) true: SIGINT to the group, as Ctrl-C in a terminal
-    (SIGINT restored to its default first: ignored in a background script, it would stay ignored)."""
+    """Run a command in its own process group: wall, CPU, peak PSS of its tree, its output; SIGINT to the
+    group (as Ctrl-C, SIGINT's default restored first) once ``interrupt_when()`` is true."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    cpu, start = cpu_children(), time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     with peak_pss(process.pid) as memory:
@@ -236,9 +237,9 @@ def run_command(command: list[str], interrupt_when=None) -> dict[str, Any]:
         stdout, stderr = process.communicate()
     lines = [line for line in stderr.replace("\r", "\n").splitlines()
              if line.strip() and not line.lstrip().startswith(("sharding", "verifying", "shards:"))]
-    return {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)),
-            "returncode": process.returncode, "wall_s": time.perf_counter() - start, "cpu_s": cpu_children() - cpu,
-            "peak_rss_mb": memory[0] / 2**20, "stdout": stdout.strip().splitlines(), "stderr": lines}
+    return {"command": " ".join([Path(command[0]).name, *command[1:]]), "returncode": process.returncode,
+            "wall_s": time.perf_counter() - start, "cpu_s": cpu_seconds() - cpu, "peak_rss_mb": memory[0] / 2**20,
+            "stdout": stdout.strip().splitlines(), "stderr": lines}
 
 
 class RawItem:
@@ -280,12 +281,11 @@ def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
                                    num_workers=config["loader_workers"], pin_memory=False)
         module.trainer = type("Trainer", (), {"world_size": world, "global_rank": rank})()
         made = module.train_dataloader()
-        if transform is not None:
-            made.dataset.transform = transform
+        made.dataset.transform = transform or made.dataset.transform
         return made
 
     def serve(made, batches, start):
-        """Names of ``batches`` batches (one all_reduce each, as DDP's gradient sync), first-batch and total time."""
+        """Names of ``batches`` batches (one all_reduce each, as DDP's gradient sync), first-batch and total s."""
         names, problems, first, iterator = [], 0, None, iter(made)
         for _ in range(batches):
             item = next(iterator)
@@ -297,7 +297,7 @@ def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
             made._iterator._shutdown_workers()
         return names, problems, first, time.perf_counter() - start
 
-    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = cpu_seconds(resource.RUSAGE_SELF)
     with peak_pss(os.getpid()) as memory:
         dist.barrier()
         start = time.perf_counter()
@@ -321,17 +321,14 @@ def _rank_main(rank: int, world: int, config: dict[str, Any]) -> None:
         for item in loader(RawItem()):
             names += item.name
         out.update(epoch_items=len(names), epoch_read_s=time.perf_counter() - start, epoch_names=names)
-    after, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    out.update(peak_rss_mb=memory[0] / 2**20, cpu_workers_s=children.ru_utime + children.ru_stime,
-               cpu_self_s=after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime)
+    out.update(peak_rss_mb=memory[0] / 2**20, cpu_workers_s=cpu_seconds(),
+               cpu_self_s=cpu_seconds(resource.RUSAGE_SELF) - cpu)
     Path(config["out"], f"rank{rank}.json").write_text(json.dumps(out))
     dist.destroy_process_group()
 
 
 def stream(paths: list[str], mix: list[dict[str, Any]], raw: Path, args: argparse.Namespace, work: Path) -> dict:
     """The streaming figures of every rank, and the epoch's served items per set against the repeat factors."""
-    import socket
-
     import torch.multiprocessing as mp
 
     out = work / "ranks"
@@ -347,9 +344,7 @@ def stream(paths: list[str], mix: list[dict[str, Any]], raw: Path, args: argpars
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(args.ranks)]
     counts = Counter(n for r in ranks for n in r.pop("epoch_names"))
     set_of = lambda name: Path(name).relative_to(raw).parts[0]  # noqa: E731 - from the item's original path
-    served = Counter()
-    for name, times in counts.items():
-        served[set_of(name)] += times
+    served = Counter(set_of(name) for name in counts.elements())
     repeat, expected = {e["name"]: e["repeat"] for e in mix}, {e["name"]: e["items"] * e["repeat"] for e in mix}
     total, served_total = sum(expected.values()), sum(served.values())
     worst = lambda key: max(r[key] for r in ranks)  # noqa: E731
@@ -370,8 +365,6 @@ def stream(paths: list[str], mix: list[dict[str, Any]], raw: Path, args: argpars
 
 def metadata_at_scale(layout: list[list[int]], repeats: list[int], batch_size: int) -> dict:
     """The epoch schedule, index.json and manifest.json for a chunk layout (no images needed)."""
-    import hashlib
-
     from focal_pl.data.shards import MixSchedule, index_and_manifest
 
     schedule = MixSchedule(layout, repeats=repeats, seed=0)
@@ -410,18 +403,16 @@ def main() -> None:
     args = parser.parse_args()
     from focal_pl.data.shards import inspect_shards, parse_bytes
 
-    work = Path(args.work)
-    raw, shards = work / "raw", work / "shards"
+    work, mix = Path(args.work), scaled_mix(args.items)
+    raw, shards, names = work / "raw", work / "shards", [e["name"] for e in mix]
     shutil.rmtree(work, ignore_errors=True)
-    mix = scaled_mix(args.items)
-    names = [e["name"] for e in mix]
     result: dict[str, Any] = {"items": sum(e["items"] for e in mix), "mix": mix,
                               "settings": {k: v for k, v in vars(args).items() if k != "results"}}
     log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # noqa: E731
     log(f"generating {result['items']:,} items from {args.pool or 'scikit-image photos'}")
-    cpu = cpu_children()
+    cpu = cpu_seconds()
     wall, _, result["generated"] = timed(lambda: generate(raw, mix, args.pool, args.workers))
-    result["generate"] = {"wall_s": wall, "cpu_s": cpu_children() - cpu}
+    result["generate"] = {"wall_s": wall, "cpu_s": cpu_seconds() - cpu}
     shard = lambda e, out: shard_command(e, raw, out, args.workers, args.chunk_bytes)  # noqa: E731
     result["shard"] = {e["name"]: run_command(shard(e, shards / e["name"])) for e in mix}
     log("sharded: " + ", ".join(f"{k} {v['wall_s']:.1f} s rc={v['returncode']}" for k, v in result["shard"].items()))
@@ -458,8 +449,6 @@ def main() -> None:
     result["metadata_scaling"] = [at_scale(n) for n in (PAPER_DISTINCT // 16, PAPER_DISTINCT // 4, PAPER_DISTINCT * 4)]
     write_result("data_scale", result, tables(result), results=args.results)
     shutil.rmtree(work, ignore_errors=True)
-
-
 def tables(result: dict[str, Any]) -> list[str]:
     """Per set: size, formats, shard and check time; then the figures the results page extrapolates."""
     st, meta, rs = result["stream"], result["metadata_800k"], result["resume_shard"]

@@ -20,8 +20,9 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from common import RESULTS, SHARED, median_time, table, times, write_result
+from common import RESULTS, SHARED, arguments, median_time, show, table, times, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path("/tmp/focal-pl-site")
@@ -53,9 +54,7 @@ TRAINING_SMOKE = {**TRAINING, "device": "cpu", "models": ["vit_tiny", "hrnet_w18
 
 
 def pack() -> None:
-    """``make gpu-pack``, here: one wheel (Python 3.12, manylinux) per missing package at this venv's
-    version in .whl/, and the first images of each real sample set with their masks (and, for CASIA
-    v1, as many authentic ones) in .gpucheck/real/. Both are git-ignored; the device tool carries them."""
+    """``make gpu-pack``: the missing packages' wheels in .whl/, the first real images and masks in .gpucheck/."""
     from importlib import metadata
 
     specs = [f"{name}=={metadata.version(name)}" for name in MISSING]
@@ -66,14 +65,13 @@ def pack() -> None:
     real = ROOT / ".gpucheck" / "real"
     shutil.rmtree(real, ignore_errors=True)
     copied = 0
-    for name, count in ((n, c) for n, c in REAL.items() if (SHARED / "real" / n).is_dir()):
-        source = SHARED / "real" / name
+    for source, count in ((SHARED / "real" / n, c) for n, c in REAL.items() if (SHARED / "real" / n).is_dir()):
         images = sorted((source / "images").iterdir())[:count]
-        stems = {p.stem for p in images}
+        stems = {p.stem for p in images}  # their masks, and as many authentic images
         masks = [m for m in sorted((source / "masks").iterdir()) if m.stem.removesuffix("_gt") in stems]
         authentic = sorted((source / "authentic").iterdir())[:count] if (source / "authentic").is_dir() else []
         for path in images + masks + authentic:
-            out = real / name / path.parent.name / path.name
+            out = real / source.name / path.parent.name / path.name
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, out)
             copied += 1
@@ -106,11 +104,8 @@ def extractor(name: str, size: int, attention: str = "fused") -> object:
 
 
 def predict_speed(smoke: bool) -> None:
-    """Images/s and ms per image of ``focal-pl predict`` on a folder of random-texture JPEGs, end to end
-    (decode, resize, features, clustering on the device, masks and overlays written: the
-    ``PredictionWriter``'s seconds from its first batch to its last file, after a warm-up run), and
-    the median ms of the extractor alone on one image. The model is untrained: speed does not depend
-    on the weights."""
+    """``focal-pl predict`` end to end on random-texture JPEGs (the ``PredictionWriter``'s seconds, after a warm-up
+    run; untrained: speed does not depend on the weights), and the median ms of the extractor alone."""
     import numpy as np
     import torch
     from PIL import Image
@@ -155,9 +150,8 @@ def predict_speed(smoke: bool) -> None:
 
 
 def measure(name: str, attention: str | None, options: list[str], s: dict) -> dict:
-    """Training images/s (forward and SCL loss under autocast, backward, Adam, on a fixed batch of
-    random images with a forged rectangle each, after warm-up steps), peak device memory, and the
-    median ms of one image in eval mode."""
+    """Training images/s (SCL, Adam, a fixed batch of random images with a forged rectangle each, after warm-up
+    steps), peak device memory, and the median ms of one image in eval mode."""
     import torch
 
     from focal_pl.losses import SoftContrastiveLoss
@@ -201,16 +195,14 @@ def measure(name: str, attention: str | None, options: list[str], s: dict) -> di
 
 
 def training_speed(smoke: bool) -> None:
-    """``measure`` of every (model, attention, option set): on the GPU, ViT-L (fused and timm attention)
-    and HRNet-W32, eager and compiled with fused Adam; in the smoke check, tiny models on the CPU."""
+    """``measure`` of every (model, attention, option set) of the GPU's settings, or the smoke check's (CPU)."""
     import torch
 
     s, rows = TRAINING_SMOKE if smoke else TRAINING, []
     for name in s["models"]:
         for attention in s["attention"] if name in VITS else [None]:
             for options in s["options"]:
-                rows.append(measure(name, attention, options, s))
-                print(json.dumps(rows[-1]), flush=True)
+                rows.append(show(measure(name, attention, options, s)))
                 if s["device"] == "cuda":
                     torch.cuda.empty_cache()
     stem = "training_speed_" + ("smoke" if smoke else "gpu")
@@ -228,13 +220,8 @@ class Check:
     """Runs the steps within a time budget and keeps what each said."""
 
     def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
-        self.args, self.env, self.rows = args, env, []
-        self.started = time.perf_counter()
+        self.args, self.env, self.rows, self.started = args, env, [], time.perf_counter()
         (args.work / "logs").mkdir(parents=True, exist_ok=True)
-
-    def left(self) -> float:
-        """Seconds left of the budget."""
-        return self.args.budget - (time.perf_counter() - self.started)
 
     def run(self, step: str, command: list[str], timeout: float, parse=None) -> None:
         """One subprocess step: its log in work/logs, its status, seconds and parsed figures."""
@@ -242,13 +229,13 @@ class Check:
             return
         row: dict = {"step": step, "command": " ".join(command)}
         self.rows.append(row)
-        if self.left() < min(timeout, 30):
-            row.update(status="skipped: the time budget is spent", seconds=0.0)
-            return
         started = time.perf_counter()
+        left = self.args.budget - (started - self.started)  # seconds left of the budget
+        if left < min(timeout, 30):
+            return row.update(status="skipped: the time budget is spent", seconds=0.0)
         try:
             out = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True,
-                                 timeout=min(timeout, max(self.left(), 30)))
+                                 timeout=min(timeout, max(left, 30)))
             text = out.stdout + "\n" + out.stderr
             row["status"] = "ok" if out.returncode == 0 else f"failed (exit {out.returncode})"
         except subprocess.TimeoutExpired as expired:
@@ -287,16 +274,12 @@ def overrides(args: argparse.Namespace, model: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="the same steps on the CPU with tiny models")
-    parser.add_argument("--steps", type=int, default=None, help="training steps of each fit (60; smoke: 4)")
-    parser.add_argument("--budget", type=float, default=450.0, help="seconds for all steps (one device call)")
-    parser.add_argument("--only", nargs="+", default=None, help="run only these steps")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/focal-pl-gpu-check"))
-    parser.add_argument("--tag", default="", help="suffix of the results files")
-    parser.add_argument("--pack", action="store_true", help="make gpu-pack: the wheels and real images to carry")
-    parser.add_argument("--speed", choices=["predict", "training"], help="only this speed benchmark (a step)")
-    args = parser.parse_args()
+    args = arguments(__doc__, smoke=(False, "the same steps on the CPU with tiny models"),
+                     steps=(int, "training steps of each fit (60; smoke: 4)"),
+                     budget=(450.0, "seconds for all steps (one device call)"), only=([str], "run only these steps"),
+                     work=Path("/tmp/focal-pl-gpu-check"), tag=("", "suffix of the results files"),
+                     pack=(False, "make gpu-pack: the wheels and real images to carry"),
+                     speed=(str, "only this speed benchmark (a step)", ["predict", "training"]))
     if args.pack:
         pack()
         return 0
@@ -317,10 +300,11 @@ def main() -> int:
     # the carried real images, else ../shared/data/real where it exists
     real = next((c for c in (ROOT / ".gpucheck" / "real", SHARED / "real") if (c / "CASIA1_samples").is_dir()), None)
     if runs and real is not None:
-        casia = json.dumps([{"class_path": "focal_pl.data.sources.CASIA",
-                             "init_args": {"root": str(real / "CASIA1_samples"), "include_authentic": True}}])
-        folder = json.dumps([{"class_path": "focal_pl.data.sources.ImageFolder",
-                              "init_args": {"root": str(real / "CASIA1_samples" / "images")}}])
+        def source(name: str, **init: Any) -> str:
+            return json.dumps([{"class_path": f"focal_pl.data.sources.{name}", "init_args": init}])
+
+        casia = source("CASIA", root=str(real / "CASIA1_samples"), include_authentic=True)
+        folder = source("ImageFolder", root=str(real / "CASIA1_samples" / "images"))
         checkpoint = ["--config", "vit.yaml", *overrides(args, "vit"), "--ckpt_path", str(runs[0].parent.parent)]
         check.run("validate", [*focal, "validate", *checkpoint, "--data.val", casia, "--data.val_split", "null"], 120,
                   lambda text: {"scores": re.findall(r"val/score\s+([\d.]+)", text)[:1]})
