@@ -7,18 +7,12 @@ with ``focal-pl export --official``, loaded, and ``localize`` on one photo, with
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import median_time, status_bytes, table, timed, write_result  # noqa: E402
-
-SHARED_PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "pristine"
-
+from common import SHARED, arguments, median_time, status_bytes, table, timed, write_result
 
 def official_file(kind: str, folder: Path) -> Path:
     """A state dict as FOCAL_ViT_weights.pth / FOCAL_HRNet_weights.pth hold it (``module.net.`` +
@@ -37,19 +31,15 @@ def official_file(kind: str, folder: Path) -> Path:
 
 def a_photo(given: str | None) -> Path:
     """The photo to localize: the one given, else the first of ../shared/data/pristine."""
-    if given:
-        return Path(given)
-    photos = sorted(p for p in SHARED_PHOTO.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    photos = [Path(given)] if given else sorted(
+        p for p in (SHARED / "pristine").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not photos:
-        raise SystemExit(f"no photo under {SHARED_PHOTO}: give one with --photo")
+        raise SystemExit(f"no photo under {SHARED / 'pristine'}: give one with --photo")
     return photos[0]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photo", default=None)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    args = arguments(__doc__, photo=str, repeats=2)
     import focal_pl
     from focal_pl.clustering import Clusterer
     from focal_pl.release import export
