@@ -153,10 +153,13 @@ def ablation_table(rows: list[dict[str, Any]], subcommand: str, paper_table: str
         cells += [cell(v) for v in scores]
         if forged:
             ours = mean(scores)
-            cells += [cell(ours), cell(mean([entry_of(row, s, "image").get("f1") for s in forged]))]
+            figures = {"mean_f1": ours, "image_mean_f1": mean([entry_of(row, s, "image").get("f1") for s in forged])}
             if paper_table:
                 theirs = None if row.get("extra") else paper.figure(paper_table, row.get("row"), "Mean")
-                cells += [cell(theirs), cell(None if ours is None or theirs is None else ours - theirs)]
+                difference = None if ours is None or theirs is None else ours - theirs
+                figures.update(paper_mean_f1=theirs, difference=difference)
+            row["table"] = figures  # the figures the row shows, in the results JSON beside the runs behind them
+            cells += [cell(v) for v in figures.values()]
         for name in pristine:
             entry = entry_of(row, name, "image")
             cells.append(f"{cell(entry.get('false_alarm_rate'), 2)} / {cell(entry.get('false_alarm_area'), 3)}"

@@ -86,6 +86,8 @@ def test_ablate_trains_each_variant_tests_it_then_clusters_one_checkpoint_each_w
     line = next(line for line in table.splitlines() if line.startswith("| scl_soft_image |"))
     assert f"| {grid['f1']:.3f} | {grid['f1']:.3f} |" in line  # the one set's F1, and so the mean
     assert "| 0.860 |" in line  # the paper's mean for that row, beside ours
+    held = rows["scl_soft_image"]["table"]  # and the JSON holds what the row shows
+    assert held["paper_mean_f1"] == 0.86 and held["difference"] == pytest.approx(grid["f1"] - 0.86)
 
     assert main(["ablate", "clustering"]) == 2
     assert "--ckpt_path" in capsys.readouterr().err
