@@ -155,14 +155,14 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", check: bool = T
     A file replaced while it was read (a fit under way renames a new ``last.ckpt`` over it; a
     memory-mapped load opens the name twice) is read again, up to three times."""
     file = Path(path).expanduser()
-    for _ in range(2):
+    for attempt in range(3):
         before = _identity(file)
         try:
             return _read_checkpoint(file, map_location, check, mmap)
         except CheckpointError:
-            if before is None or _identity(file) == before:
+            if attempt == 2 or before is None or _identity(file) == before:
                 raise
-    return _read_checkpoint(file, map_location, check, mmap)
+    raise AssertionError("unreachable")
 
 
 def _identity(file: Path) -> tuple[int, int, int] | None:
