@@ -76,6 +76,11 @@ def _quantiles(values: list[float]) -> list[float]:
     return [float(q) for q in np.quantile(np.asarray(values, dtype=float), (0.1, 0.25, 0.5, 0.75, 0.9))]
 
 
+def _setting(record: dict[str, Any]) -> tuple:
+    """A record's text fields but its seed: what the seeded runs of one setting share."""
+    return tuple(sorted((k, v) for k, v in record.items() if isinstance(v, str) and k != "seed"))
+
+
 def _series_groups(records: list[Any]) -> Iterator[list[float]]:
     """Long number lists at the same place in records that share their text fields, concatenated."""
     groups: dict[tuple, dict[tuple[str, ...], list[float]]] = {}
@@ -88,8 +93,7 @@ def _series_groups(records: list[Any]) -> Iterator[list[float]]:
             into.setdefault(prefix, []).extend(float(v) for v in value)
 
     for record in (r for r in records if isinstance(r, dict)):
-        key = tuple(sorted((k, v) for k, v in record.items() if isinstance(v, str) and k != "seed"))
-        series(record, (), groups.setdefault(key, {}))
+        series(record, (), groups.setdefault(_setting(record), {}))
     for pooled in groups.values():
         yield from pooled.values()
 
@@ -124,16 +128,15 @@ def _derived(value: Any) -> Iterator[float]:
                 if len(value) > k:
                     yield statistics.mean(value[:k])
                     yield statistics.mean(value[-k:])
-        yield from _rates([dict(_flat(v)) for v in value if isinstance(v, dict)])
         every = [dict(_flat(v)) for v in value if isinstance(v, dict)]
+        yield from _rates(every)
         for path in set().union(*every) if len(every) > 1 else ():
             series = [r[path] for r in every if path in r]
             if len(series) > 1:
                 yield from _statistics(series)  # over all records: a "mean (12 images)" row
         groups: dict[tuple, list[dict]] = {}
         for record in (v for v in value if isinstance(v, dict)):
-            key = tuple(sorted((k, v) for k, v in record.items() if isinstance(v, str) and k != "seed"))
-            groups.setdefault(key, []).append(dict(_flat(record)))
+            groups.setdefault(_setting(record), []).append(dict(_flat(record)))
         for records in groups.values():
             for path in set().union(*records):
                 series = [r[path] for r in records if path in r]
@@ -204,7 +207,6 @@ def load(path: Path) -> Any:
     import yaml
 
     return yaml.safe_load(path.read_text())
-
 
 
 def named_near(page: Path, line: int, results: Path, radius: int = 6) -> list[Path]:
