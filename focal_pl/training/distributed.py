@@ -190,7 +190,10 @@ class PeerWatch(Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self.heartbeats is not None and is_distributed_failure(exception):
-            lost = self.heartbeats.ended_locally() or self.heartbeats.stale()
+            deadline = time.monotonic() + 2.0  # a killed peer fails the collective before its process has ended
+            while not (lost := self.heartbeats.ended_locally()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            lost = lost or self.heartbeats.stale()
             exception.add_note("lost a DDP peer: " + ("; ".join(lost) if lost else "the other processes stopped "
                                                       "answering") + f" (rank {self.heartbeats.rank} saw it)")
         self.stop()
