@@ -13,7 +13,7 @@ from focal_pl.clustering import Clusterer
 from focal_pl.evaluation.masks import resize_mask
 from focal_pl.evaluation.metrics import pixel_scores
 
-from common import arguments, show, table, write_result
+from common import parser, show, table, write_result
 
 RULES = [(noise, single) for single in (False, True) for noise in ("nearest", "forged", "pristine")]
 
@@ -74,7 +74,10 @@ def evaluate(maps, clusterer: Clusterer) -> dict[str, float]:
 
 
 def main() -> None:
-    args = arguments(__doc__, checkpoint=str, maps=40)
+    options = parser(__doc__)
+    options.add_argument("--checkpoint", help="also a trained model's features (a Lightning checkpoint)")
+    options.add_argument("--maps", type=int, default=40, help="maps of each input, half of them forged")
+    args = options.parse_args()
     torch.set_num_threads(2)
     inputs = {"synthetic FOCAL-like maps (64 x 64 x 256, min cluster 200)": (synthetic_maps(args.maps, 0), 200)}
     if args.checkpoint:

@@ -6,6 +6,7 @@ where the time goes, 128 x 128 with Prim and Boruvka's memory, ties); with ``--d
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -22,7 +23,7 @@ from focal_pl.clustering import fast_hdbscan as fast
 from focal_pl.clustering.fast_hdbscan import arrays, bounds, core_distance, hdbscan_labels, prim, sklearn_tree
 from focal_pl.training.provenance import machine
 
-from common import HIDDEN, arguments, child_json, median_time, show, status_bytes, table, timed, write_result
+from common import child_json, median_time, parser, show, status_bytes, table, timed, write_result
 
 # the tie diagnostics are test code, not the package's (section 4 needs them)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -224,9 +225,14 @@ def blas_line() -> str:
 
 
 def main() -> None:
-    args = arguments(__doc__, device="cpu", threads=2, repeats=5,
-                     tie_maps=(100, "random small maps per family for the tie count"),
-                     budget=(1 << 30, "Boruvka's memory budget at 128 x 128 (bytes)"), child_boruvka=(int, HIDDEN))
+    options = parser(__doc__)
+    options.add_argument("--device", default="cpu", help="cpu: the comparison with scikit-learn; cuda: on the GPU")
+    options.add_argument("--threads", type=int, default=2, help="torch and BLAS threads")
+    options.add_argument("--repeats", type=int, default=5, help="timed runs of each side")
+    options.add_argument("--tie-maps", type=int, default=100, help="random small maps per family for the tie count")
+    options.add_argument("--budget", type=int, default=1 << 30, help="Boruvka's memory budget at 128 x 128 (bytes)")
+    options.add_argument("--child-boruvka", type=int, help=argparse.SUPPRESS)  # the budget, in the child process
+    args = options.parse_args()
     torch.set_num_threads(args.threads)
     if args.child_boruvka:
         return child_boruvka(args.child_boruvka)

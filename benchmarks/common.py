@@ -1,5 +1,5 @@
 """What the benchmarks share: the results folder, timing, memory, Markdown tables, JSON children, the
-small CPU fits of the studies, and writing a result with its machine line."""
+small CPU fits of the studies and their options, and writing a result with its machine line."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
-HIDDEN = argparse.SUPPRESS  # the help of an option a script passes to its own child process
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the photos and real images beside the checkout
 
 
@@ -93,33 +92,25 @@ def cpu_fit(seed: int, steps: int, callbacks: Sequence = (), sanity: int = 0):
         yield cpu_trainer(folder, [record, *callbacks], steps, sanity), record, folder
 
 
-def arguments(doc: str, **options: Any) -> argparse.Namespace:
-    """The command line: per ``--name``, a default or (default, help[, choices]); a list is ``nargs="+"``, False a
-    flag, a type alone (or in a list) no default, help ``HIDDEN`` an internal option."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    for name, option in options.items():
-        default, text, *choices = option if isinstance(option, tuple) else (option, None)
-        spec: dict[str, Any] = {"help": text, **({"choices": choices[0]} if choices else {})}
-        if default is False:
-            spec["action"] = "store_true"
-        elif isinstance(default, type):
-            spec["type"] = default
-        elif isinstance(default, list):
-            typed = isinstance(default[0], type)
-            spec.update(nargs="+", type=default[0] if typed else type(default[0]), default=None if typed else default)
-        else:
-            spec.update(type=None if default is None else type(default), default=default)
-        parser.add_argument("--" + name.replace("_", "-"), **spec)
-    return parser.parse_args()
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A script's command line, described by its docstring's first line."""
+    return argparse.ArgumentParser(description=doc.splitlines()[0])
 
 
-def study_options(out: str, pool: str | None) -> dict[str, Any]:
-    """The ``arguments`` of the from-scratch CPU studies (loss_learning, real_forgeries)."""
-    return dict(steps=400, batch=8, size=(96, "side of training and validation in px"),
-                reuse=(2, "epochs over the training set"), val=(48, "held-out synthetic splices"), lr=1e-3,
-                seeds=[0, 1, 2], pool=(pool or str, "folder of pristine photos"),  # str: no default
-                jobs=(2, "fits at a time (one process and one thread each)"),
-                out=(str(RESULTS / out), "results path without .json"))
+def study_parser(doc: str, out: str, pool: str | None) -> argparse.ArgumentParser:
+    """The options of the from-scratch CPU studies (loss_learning, real_forgeries)."""
+    p = parser(doc)
+    p.add_argument("--steps", type=int, default=400, help="training steps of each fit")
+    p.add_argument("--batch", type=int, default=8, help="batch size")
+    p.add_argument("--size", type=int, default=96, help="side of training and validation in px")
+    p.add_argument("--reuse", type=int, default=2, help="epochs over the training set")
+    p.add_argument("--val", type=int, default=48, help="held-out synthetic splices")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one fit per seed and setting")
+    p.add_argument("--pool", default=pool, help="folder of pristine photos (default: scikit-image's)")
+    p.add_argument("--jobs", type=int, default=2, help="fits at a time (one process and one thread each)")
+    p.add_argument("--out", default=str(RESULTS / out), help="results path without .json")
+    return p
 
 
 def splice_data(a: dict[str, Any], seed: int, size: int, boundary: str = "mixed", **data: Any) -> Any:

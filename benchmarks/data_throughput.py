@@ -19,11 +19,14 @@ from focal_pl.data.sources import FolderPairs
 from focal_pl.data.synthetic import PhotoPool, random_region
 from focal_pl.data.transforms import Augmentations
 
-from common import arguments, table, times, write_result
+from common import parser, table, times, write_result
 
 
 def main() -> None:
-    args = arguments(__doc__, images=48, pool=(str, "folder of photos (default: scikit-image's)"))
+    options = parser(__doc__)
+    options.add_argument("--images", type=int, default=48, help="images of each measured pass")
+    options.add_argument("--pool", help="folder of photos (default: scikit-image's)")
+    args = options.parse_args()
     torch.set_num_threads(1)
     photos, rng = PhotoPool(args.pool, max_side=2048), np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

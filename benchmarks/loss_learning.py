@@ -18,8 +18,7 @@ from focal_pl.extractors import ForensicCNN
 from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, NCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
 
-from common import (arguments, cpu_fit, in_processes, mean_std, show, splice_data, study_options, table, timed,
-                    write_result)
+from common import cpu_fit, in_processes, mean_std, show, splice_data, study_parser, table, timed, write_result
 
 SCL = SoftContrastiveLoss
 # name -> (loss for a run of s steps, what it is)
@@ -77,10 +76,12 @@ def tables(rows: list[dict], variants: list[str], boundaries: list[str]) -> list
 
 
 def main() -> None:
-    a = vars(arguments(__doc__, **study_options("loss_learning", None),
-                       source_size=(128, "side of the generated composites"),
-                       boundaries=(["sharp", "blended"], None, ["sharp", "blended"]),
-                       variants=(list(VARIANTS), None, list(VARIANTS))))
+    options = study_parser(__doc__, "loss_learning", None)
+    options.add_argument("--source-size", type=int, default=128, help="side of the generated composites")
+    options.add_argument("--boundaries", nargs="+", default=["sharp", "blended"], choices=["sharp", "blended"],
+                         help="splices pasted sharp or blended")
+    options.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="the losses")
+    a = vars(options.parse_args())
     tasks = [(v, b, s, a) for s in a["seeds"] for b in a["boundaries"] for v in a["variants"]]
     wall, _, rows = timed(lambda: in_processes(run, tasks, a["jobs"]))
     write_result(a["out"], {"settings": a, "wall_seconds": wall, "runs": rows},

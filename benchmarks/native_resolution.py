@@ -26,7 +26,7 @@ from focal_pl.data.synthetic import composite, jpeg, local_history, random_crop,
 from focal_pl.evaluation.metrics import pixel_scores
 from focal_pl.release import as_rgb_array
 
-from common import HIDDEN, RESULTS, SHARED, arguments, child_json, status_bytes, table, timed, write_result
+from common import RESULTS, SHARED, child_json, parser, status_bytes, table, timed, write_result
 
 
 def splice(rng: np.random.Generator, host: np.ndarray, donor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,12 +100,18 @@ def images_table(report: dict) -> str:
 
 
 def main() -> None:
-    args = arguments(__doc__, images=12, seed=0,
-                     weights=(Path, "a release file (focal-pl export); default: train the demo"),
-                     train_images=(9600, "the demo's budget.images when training"), work=Path("/tmp/focal-pl-native"),
-                     pool=SHARED / "pristine", grid=(int, "also cap the clustered side (the clusterer's grid)"),
-                     megapixels=24.0, child_memory=(False, HIDDEN),
-                     table=(False, "print the table of the saved json and stop"))
+    options = parser(__doc__)
+    options.add_argument("--images", type=int, default=12, help="full-size splices to localize both ways")
+    options.add_argument("--seed", type=int, default=0, help="of the splices")
+    options.add_argument("--weights", type=Path, help="a release file (focal-pl export); default: train the demo")
+    options.add_argument("--train-images", type=int, default=9600, help="the demo's budget.images when training")
+    options.add_argument("--work", type=Path, default=Path("/tmp/focal-pl-native"), help="scratch folder")
+    options.add_argument("--pool", type=Path, default=SHARED / "pristine", help="the photos (with MANIFEST.tsv)")
+    options.add_argument("--grid", type=int, help="also cap the clustered side (the clusterer's grid)")
+    options.add_argument("--megapixels", type=float, default=24.0, help="size of the photo of the memory figure")
+    options.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)  # the memory child process
+    options.add_argument("--table", action="store_true", help="print the table of the saved json and stop")
+    args = options.parse_args()
     if args.child_memory or args.table:
         print(json.dumps(memory_child(args)) if args.child_memory else
               images_table(json.loads((RESULTS / "native_resolution.json").read_text())))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from common import SHARED, arguments, median_time, status_bytes, table, timed, write_result
+from common import SHARED, median_time, parser, status_bytes, table, timed, write_result
 
 def official_file(kind: str, folder: Path) -> Path:
     """A state dict as FOCAL_ViT_weights.pth / FOCAL_HRNet_weights.pth hold it (``module.net.`` +
@@ -39,7 +39,10 @@ def a_photo(given: str | None) -> Path:
 
 
 def main() -> None:
-    args = arguments(__doc__, photo=str, repeats=2)
+    options = parser(__doc__)
+    options.add_argument("--photo", help="the photo to localize (default: the first of ../shared/data/pristine)")
+    options.add_argument("--repeats", type=int, default=2, help="timed runs of each model")
+    args = options.parse_args()
     import focal_pl
     from focal_pl.clustering import Clusterer
     from focal_pl.release import export

@@ -22,8 +22,7 @@ from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
 from focal_pl.module import FocalModule, PixelClassifier
 from focal_pl.training.schedulers import CosineToEnd
 
-from common import (SHARED, arguments, cpu_fit, cpu_trainer, in_processes, mean_std, splice_data, study_options,
-                    table, timed, write_result)
+from common import SHARED, cpu_fit, cpu_trainer, in_processes, mean_std, splice_data, study_parser, table, timed, write_result
 
 METHODS = {
     "scl": lambda: SoftContrastiveLoss(),
@@ -110,9 +109,11 @@ def tables(runs: list[dict], methods: list[str]) -> list[str]:
 
 
 def main() -> None:
-    a = vars(arguments(__doc__, **study_options("real_forgeries", str(SHARED / "pristine")),
-                       casia=(str(SHARED / "real" / "CASIA1_samples"), "CASIA v1 root"),
-                       lr_end=(1e-4, "cosine annealing ends here"), methods=(list(METHODS), None, list(METHODS))))
+    options = study_parser(__doc__, "real_forgeries", str(SHARED / "pristine"))
+    options.add_argument("--casia", default=str(SHARED / "real" / "CASIA1_samples"), help="CASIA v1 root")
+    options.add_argument("--lr-end", type=float, default=1e-4, help="cosine annealing ends here")
+    options.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="what is trained")
+    a = vars(options.parse_args())
     tasks = [(m, s, a) for s in a["seeds"] for m in a["methods"]]
     wall, _, (runs, trivial) = timed(lambda: (in_processes(run, tasks, a["jobs"]), trivial_masks(a["casia"])))
     said = "; ".join(f"{k}: " + ", ".join(f"{m} {v:.3f}" for m, v in t.items()) for k, t in trivial.items())
