@@ -149,6 +149,7 @@ def test_a_run_that_never_validated_is_failed_not_nan_ok(tmp_path, monkeypatch):
     assert row["returncode"] == 0 and row["status"] == "failed: no validation ran (no score)"
 
 
+@pytest.mark.slow
 def test_a_short_fit_is_validated_at_its_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "sweep"

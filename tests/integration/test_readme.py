@@ -13,6 +13,7 @@ from helpers.paths import ENV, ROOT
 README = ROOT / "README.md"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(blocks(README, "python"))))
 def test_the_readmes_python_runs_as_pasted(index, tmp_path):
     code = blocks(README, "python")[index]

@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers.paths import TINY
 
 
+@pytest.mark.slow
 def test_wandb_preset_runs_offline_without_a_login_and_logs_everything(tmp_path):
     home = tmp_path / "home"
     home.mkdir()

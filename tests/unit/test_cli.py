@@ -135,6 +135,7 @@ def test_the_budget_in_images_becomes_steps_for_the_batch_and_devices(tmp_path):
         TrainingBudget(images=0)
 
 
+@pytest.mark.slow
 def test_fit_writes_checkpoint_metrics_and_pictures_then_validate_test_predict_agree(tmp_path):
     cli = run("fit", root=tmp_path)
     folder = Path(cli.trainer.log_dir)

@@ -300,6 +300,7 @@ def test_grid_scoring_brings_the_truth_to_the_grid_as_the_official_code_does():
     assert aggregate(rows)[0]["forged_images"] == 2
 
 
+@pytest.mark.slow
 def test_validation_test_and_predict_give_the_same_masks(checkpoint, tmp_path):
     """One scoring path: for the same checkpoint and images, the masks test and predict save are
     equal, and validation's F1 is the mean of test's per-image F1, for every fusion mode."""

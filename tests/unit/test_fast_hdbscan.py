@@ -69,7 +69,7 @@ CASES = [
     ("authentic", 1500, 64, dict(min_cluster_size=60)),
     ("authentic", 1500, 64, dict(min_cluster_size=60, allow_single_cluster=True)),
     ("forged", 1500, 64, dict(min_cluster_size=60, allow_single_cluster=True)),
-    ("forged", 4096, 256, dict(min_cluster_size=200)),  # the paper's map: 64 x 64 x 256, min 200
+    pytest.param("forged", 4096, 256, dict(min_cluster_size=200), marks=pytest.mark.slow),  # the paper's 64 x 64 x 256
 ]
 
 

@@ -45,6 +45,7 @@ def fit(loss: SoftContrastiveLoss, folder, steps: int = 200) -> tuple[float, flo
     return record.record["untrained"]["f1"], record.record["final"]["f1"]
 
 
+@pytest.mark.slow
 def test_the_default_loss_learns_through_the_trainer(tmp_path, one_thread):
     before, after = fit(SoftContrastiveLoss(), tmp_path)
     assert before < 0.55 and after > before + 0.15, (before, after)  # measured: 0.51-0.52 -> 0.73-0.76
