@@ -21,7 +21,7 @@ demo: setup
 
 # the unit and the integration tests (commands, DDP, kills, full disks) in one session of two worker
 # processes, a test file each at a time: the unit files fill the cores while an integration test
-# waits on its subprocesses (620 s run one part after the other, 575 s together); the time is printed
+# waits on its subprocesses (616 s one part after the other, 523 s together); the time is printed
 test: setup
 	@start=$$(date +%s); \
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/unit tests/integration || exit $$?; \
