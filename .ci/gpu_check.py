@@ -186,7 +186,8 @@ def main() -> int:
     if not args.smoke:
         check.run("gpu_tests", [python, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"], 240,
                   lambda text: {"summary": (re.findall(r"\d+ passed.*|\d+ failed.*", text) or [""])[-1]})
-        check.run("clustering", [python, "benchmarks/clustering_speed.py", "--device", "cuda"], 180)
+        check.run("clustering", [python, "benchmarks/clustering_speed.py", "--device", "cuda", "--results",
+                                 str(args.results)], 180)
     speed = [python, "benchmarks/gpu_speed.py", "--results", str(args.results), *(["--smoke"] if args.smoke else [])]
     check.run("predict", [*speed, "predict"], 180)
     check.run("training", [*speed, "training"], 300)

@@ -23,7 +23,7 @@ from focal_pl.clustering import fast_hdbscan as fast
 from focal_pl.clustering.fast_hdbscan import arrays, bounds, core_distance, hdbscan_labels, prim, sklearn_tree
 from focal_pl.training.provenance import machine
 
-from common import child_json, median_time, parser, show, status_bytes, table, timed, write_result
+from common import RESULTS, child_json, median_time, parser, show, status_bytes, table, timed, write_result
 
 # the tie diagnostics are test code, not the package's (section 4 needs them)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -231,6 +231,7 @@ def main() -> None:
     options.add_argument("--repeats", type=int, default=5, help="timed runs of each side")
     options.add_argument("--tie-maps", type=int, default=100, help="random small maps per family for the tie count")
     options.add_argument("--budget", type=int, default=1 << 30, help="Boruvka's memory budget at 128 x 128 (bytes)")
+    options.add_argument("--results", type=Path, default=RESULTS, help="where the .json and .md go")
     options.add_argument("--child-boruvka", type=int, help=argparse.SUPPRESS)  # the budget, in the child process
     args = options.parse_args()
     torch.set_num_threads(args.threads)
@@ -242,7 +243,7 @@ def main() -> None:
         write_result("clustering_speed_gpu", {"machine": info, "rows": rows}, table(
             ["map", "batch", "per map", "peak device memory"],
             ([r["map"], r["batch"], f"{r['per_map_s']:.3f} s", f"{r['peak_bytes'] / 2**30:.2f} GiB"] for r in rows)),
-            title=f"Exact HDBSCAN on {device} (Boruvka by chunks)")
+            results=args.results, title=f"Exact HDBSCAN on {device} (Boruvka by chunks)")
         return
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     ratios, profile, big, families = ratio(args.repeats), stages(args.repeats), large(args.budget), ties(args.tie_maps)
@@ -253,7 +254,7 @@ def main() -> None:
         "stages_s": profile, "stages_before_s": BEFORE, "large": big, "ties": families},
         [f"{args.threads} CPU threads, BLAS {info['blas']}; load average {load_before:.1f} before, "
          f"{load['load_average_after']:.1f} after; {load['minutes']:.1f} min.", "",
-         *tables(ratios, profile, big, families)])
+         *tables(ratios, profile, big, families)], results=args.results)
 
 
 def tables(ratios: list[dict], profile: dict, big: dict, families: list[dict]) -> list[str]:

@@ -107,7 +107,7 @@ def study_parser(doc: str, out: str, pool: str | None) -> argparse.ArgumentParse
     p.add_argument("--val", type=int, default=48, help="held-out synthetic splices")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one fit per seed and setting")
-    p.add_argument("--pool", default=pool, help="folder of pristine photos (default: scikit-image's)")
+    p.add_argument("--pool", default=pool, help="folder of pristine photos (none: scikit-image's)")
     p.add_argument("--jobs", type=int, default=2, help="fits at a time (one process and one thread each)")
     p.add_argument("--out", default=str(RESULTS / out), help="results path without .json")
     return p
