@@ -18,30 +18,15 @@ from focal_pl.data.sources import CASIA
 from focal_pl.evaluation import TestReport
 from focal_pl.evaluation.metrics import pixel_scores
 from focal_pl.extractors import ForensicCNN
-from focal_pl.losses import InfoNCELoss, SoftContrastiveLoss
 from focal_pl.module import FocalModule, PixelClassifier
 from focal_pl.training.schedulers import CosineToEnd
 
-from common import SHARED, cpu_fit, cpu_trainer, in_processes, mean_std, splice_data, study_parser, table, timed, write_result
+from common import LOSSES, SHARED, cpu_fit, cpu_trainer, in_processes, mean_std, splice_data, study_parser, table, timed, write_result
 
-METHODS = {
-    "scl": lambda: SoftContrastiveLoss(),
-    "scl_fcm": lambda: SoftContrastiveLoss(coefficients="fcm"),
-    "scl_hard": lambda: SoftContrastiveLoss(soft=False),
-    "nce": lambda: InfoNCELoss(),
-    "ce": None,  # PixelClassifier: cross-entropy, 1x1 head, threshold 0.5
-    "untrained": None,
-}
+# the losses of common.LOSSES by this study's names; ce: PixelClassifier (cross-entropy, 1x1 head, threshold 0.5)
+METHODS = {"scl": "scl_within", "scl_fcm": "scl_fcm", "scl_hard": "scl_hard", "nce": "nce", "ce": None,
+           "untrained": None}
 METRICS = ("f1", "f1_forged", "iou", "image_auc", "false_alarm_rate", "false_alarm_area")
-
-
-class Baseline(PixelClassifier):
-    """``PixelClassifier`` whose tiled (native-resolution) features go through its head too (``FocalModule``
-    tiles the extractor alone; the 1x1 head commutes with the stitching's mean: the same as tiling both)."""
-
-    def features(self, batch):
-        features = super().features(batch)
-        return self.head(features) if batch.tile else features
 
 
 def test(module: FocalModule, data, folder: str, image_score: str) -> dict:
@@ -63,8 +48,9 @@ def run(task: tuple[str, int, dict]) -> dict:
         hdbscan = Clusterer("hdbscan", min_cluster_size=0.05, grid=64)
         options = {"optimizer": functools.partial(torch.optim.Adam, lr=a["lr"]),
                    "scheduler": functools.partial(CosineToEnd, eta_min=a["lr_end"])}
-        module = (Baseline(extractor, threshold=0.5, **options) if method == "ce" else
-                  FocalModule(extractor, METHODS[method]() if METHODS[method] else None, hdbscan, **options))
+        module = (PixelClassifier(extractor, threshold=0.5, **options) if method == "ce" else
+                  FocalModule(extractor, LOSSES[METHODS[method]][0](a["steps"]) if METHODS[method] else None,
+                              hdbscan, **options))
         data = splice_data(a, seed, a["size"], test=CASIA(a["casia"], include_authentic=True), native_resolution=True)
         train = trainer.validate if method == "untrained" else trainer.fit
         out.update(train_seconds=timed(lambda: train(module, data))[0], synthetic_f1=record.record["final"]["f1"])

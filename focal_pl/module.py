@@ -360,3 +360,9 @@ class PixelClassifier(FocalModule):
     def forward(self, images: Tensor) -> Tensor:
         """Logits ``B x 1 x h x w`` of a batch of images."""
         return self.head(self.extractor(images))
+
+    def features(self, batch: Batch) -> Tensor:
+        """Logits of an evaluation batch; at native resolution the extractor's stitched tiles go through the
+        head too (the 1x1 head commutes with the stitching's weighted mean: the same as tiling both)."""
+        features = super().features(batch)
+        return self.head(features) if batch.tile else features

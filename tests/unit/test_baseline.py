@@ -57,6 +57,22 @@ def test_pixel_bce_is_cross_entropy_against_the_mask_on_the_logit_grid():
         PixelBCELoss()(torch.randn(2, 3, 8, 8), masks)
 
 
+def test_pixel_classifier_at_native_resolution_thresholds_its_logits_not_the_features():
+    torch.manual_seed(0)
+    model = PixelClassifier(ForensicCNN(width=8, depth=4, out_dim=8, stride=4)).eval()
+    image = torch.rand(1, 3, 40, 56)
+    native = Batch(image=image, name=["a"], size=[(40, 56)], truth=[False], tile=32)
+    with torch.no_grad():
+        logits = model.features(native)
+        whole = model.features(Batch(image=image, name=["a"], size=[(40, 56)], truth=[False]))
+    assert logits.shape == (1, 1, 10, 14) and whole.shape == logits.shape  # one logit per cell, both ways
+    assert model.clusterer(logits[0])[0].shape == (10, 14)
+    small = torch.rand(1, 3, 32, 32)  # one tile: the image itself
+    with torch.no_grad():
+        one_tile = model.features(Batch(image=small, name=["b"], size=[(32, 32)], truth=[False], tile=32))
+    assert torch.allclose(one_tile, model(small), atol=1e-5)
+
+
 def test_pixel_classifier_learns_a_pixel_cue_and_masks_without_clustering():
     torch.manual_seed(0)
     model = PixelClassifier(ForensicCNN(width=8, depth=4, out_dim=8, stride=4))
