@@ -8,43 +8,40 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
 import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-from PIL import Image
+import psutil
+from lightning.fabric.plugins.environments.lightning import find_free_network_port
+
+from focal_pl.data.synthetic_sets import PROFILES, read_path, write_set
 
 from common import RESULTS, SHARED, table, timed, write_result
 
 REPO = Path(__file__).resolve().parents[1]
-# name, distinct items in the paper's mix, repeat factor, kind of images
-MIX = (("sp_coco", 200_000, 1, "coco"), ("cm_coco", 200_000, 1, "coco"), ("cm_raise", 200_000, 1, "raise"),
-       ("cm_c_raise", 200_000, 1, "raise_c"), ("casia2", 5_123, 40, "casia"), ("imd2020", 2_010, 20, "imd"))
-PAPER_DISTINCT = sum(n for _, n, _, _ in MIX)  # 807,133
+# name (a set of focal_pl.data.synthetic_sets), distinct items in the paper's mix, repeat factor
+MIX = (("sp_coco", 200_000, 1), ("cm_coco", 200_000, 1), ("cm_raise", 200_000, 1), ("cm_c_raise", 200_000, 1),
+       ("casia2", 5_123, 40), ("imd2020", 2_010, 20))
+PAPER_DISTINCT = sum(n for _, n, _ in MIX)  # 807,133
 PAPER_RANKS = 8
-FORMATS = {"jpg": "JPEG", "png": "PNG", "tif": "TIFF"}
 
 
 def scaled_mix(items: int) -> list[dict[str, Any]]:
     """The mix scaled to about ``items`` distinct items, each set at least one item."""
-    return [{"name": name, "paper_items": n, "items": max(1, round(n * items / PAPER_DISTINCT)), "repeat": r,
-             "kind": kind} for name, n, r, kind in MIX]
+    return [{"name": name, "paper_items": n, "items": max(1, round(n * items / PAPER_DISTINCT)), "repeat": r}
+            for name, n, r in MIX]
 
 
 def modeled_layout(mix: list[dict[str, Any]], chunk_bytes: int, bytes_per_item: dict[str, float]) -> list[list[int]]:
@@ -57,142 +54,23 @@ def modeled_layout(mix: list[dict[str, Any]], chunk_bytes: int, bytes_per_item: 
     return layout
 
 
-_POOL: Any = None
-_NOISE = np.random.default_rng(0).normal(0, 4, (512, 512, 3)).round().astype(np.int16)
-
-
-def _gen_init(pool: str | None) -> None:
-    """A generation worker: one OpenCV thread, its own photo pool."""
-    global _POOL
-    from focal_pl.data.synthetic import PhotoPool
-
-    cv2.setNumThreads(1)
-    _POOL = PhotoPool(pool, max_side=2048, cache=16)
-
-
-def _view(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A random photo of the pool scaled to cover ``width`` x ``height``, cropped there, maybe mirrored."""
-    photo = _POOL[int(rng.integers(len(_POOL)))]
-    h, w = photo.shape[:2]
-    scale = max(width / w, height / h) * rng.uniform(1.0, 1.3)
-    resized = cv2.resize(photo, (max(width, round(w * scale)), max(height, round(h * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    y, x = int(rng.integers(0, resized.shape[0] - height + 1)), int(rng.integers(0, resized.shape[1] - width + 1))
-    view = resized[y : y + height, x : x + width]
-    return view[:, ::-1] if rng.random() < 0.5 else view
-
-
-def _grain(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-    """Sensor-like noise (sigma 4), so that JPEG sizes are a camera's, not those of smooth resampled photos."""
-    h, w = image.shape[:2]
-    y, x = int(rng.integers(512)), int(rng.integers(512))
-    tiles = np.tile(_NOISE, (-(-(h + y) // 512), -(-(w + x) // 512), 1))[y : y + h, x : x + w]
-    return np.clip(image.astype(np.int16) + tiles, 0, 255).astype(np.uint8)
-
-
-def _size(kind: str, rng: np.random.Generator) -> tuple[int, int]:
-    """(width, height) of an image of the set's kind; a fifth of them portrait."""
-    if kind == "coco":
-        width, height = [(640, 480), (640, 427), (640, 360), (500, 375), (640, 512)][int(rng.integers(5))]
-    elif kind in ("raise", "raise_c"):
-        long = int(rng.integers(1280, 2049))
-        width, height = long, round(long / (1.5 if rng.random() < 0.7 else 4 / 3))
-    elif kind == "casia":
-        width, height = (384, 256) if rng.random() < 0.7 else (int(rng.integers(240, 801)), int(rng.integers(160, 601)))
-    else:  # imd
-        long = int(rng.integers(640, 2049))
-        width, height = long, round(long * rng.uniform(0.5, 0.9))
-    return (height, width) if rng.random() < 0.2 else (width, height)
-
-
-def _encode(image: np.ndarray, ext: str, quality: int = 90) -> bytes:
-    """The bytes of ``image`` saved as ``ext`` (jpg at ``quality``, png or tif)."""
-    buffer = io.BytesIO()
-    extra = {"jpg": {"quality": quality}, "png": {"compress_level": 6}}.get(ext, {})
-    Image.fromarray(image).save(buffer, format=FORMATS[ext], **extra)
-    return buffer.getvalue()
-
-
-def _gen_one(task: tuple[str, str, int, str]) -> tuple[str, str, int]:
-    """Write one forged image and its mask in its set's layout; returns (set, format, bytes)."""
-    from focal_pl.data.synthetic import random_region
-
-    name, kind, index, root = task
-    rng = np.random.default_rng([zlib.crc32(name.encode()), index])
-    width, height = _size(kind, rng)
-    base, donor = _view(rng, width, height), _view(rng, width, height)
-    mask = cv2.resize(random_region(rng, 256, (0.03, 0.25)), (width, height), interpolation=cv2.INTER_NEAREST)
-    image = _grain(rng, np.where(mask[..., None].astype(bool), donor, base))
-    folder = Path(root) / name
-    if kind in ("coco", "raise", "raise_c"):
-        ext, quality = "jpg", int(rng.integers(80, 96) if kind == "coco" else rng.integers(85, 99))
-        if kind == "raise_c":  # compressed once more, at another quality
-            first = _encode(image, "jpg", int(rng.integers(60, 91)))
-            image = np.ascontiguousarray(cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR)[..., ::-1])
-        image_path, mask_path = folder / "images" / f"{index:06d}.{ext}", folder / "masks" / f"{index:06d}.png"
-    elif kind == "casia":  # the quality is drawn last: a TIFF ignores it
-        ext, quality = "tif" if rng.random() < 0.35 else "jpg", int(rng.integers(85, 101))
-        stem = f"Tp_{'S' if index % 2 else 'D'}_NRN_S_N_sim{index:05d}_sim{index + 1:05d}_{10000 + index}"
-        image_path, mask_path = folder / "Tp" / f"{stem}.{ext}", folder / "CASIA 2 Groundtruth" / f"{stem}_gt.png"
-    else:
-        ext, quality = "png" if rng.random() < 0.2 else "jpg", int(rng.integers(80, 96))
-        post = folder / f"post{index // 3:05d}"
-        image_path, mask_path = post / f"{index:05d}_0.{ext}", post / f"{index:05d}_0_mask.png"
-    data = _encode(image, ext, quality)
-    for path, content in ((image_path, data), (mask_path, _encode(mask * 255, "png"))):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    return name, ext, len(data)
-
-
-def generate(root: Path, mix: list[dict[str, Any]], pool: str | None, workers: int) -> dict[str, Any]:
-    """Every set's images in ``workers`` processes, and the CAT-Net lists of the COCO and RAISE ones."""
-    from multiprocessing import get_context
-
-    tasks = [(e["name"], e["kind"], i, str(root)) for e in mix for i in range(e["items"])]
-    sizes: dict[str, list[int]] = {e["name"]: [] for e in mix}
-    formats: dict[str, Counter] = {e["name"]: Counter() for e in mix}
-    with get_context("spawn").Pool(workers, initializer=_gen_init, initargs=(pool,)) as processes:
-        for name, ext, size in processes.imap_unordered(_gen_one, tasks, chunksize=8):
-            sizes[name].append(size)
-            formats[name][ext] += 1
-    for entry in (e for e in mix if e["kind"] in ("coco", "raise", "raise_c")):
-        lines = [f"images/{i:06d}.jpg,masks/{i:06d}.png" for i in range(entry["items"])]
-        (root / entry["name"] / f"{entry['name']}_list.txt").write_text("\n".join(lines) + "\n")
-    return {name: {"items": len(v), "mean_image_bytes": float(np.mean(v)), "formats": dict(formats[name])}
-            for name, v in sizes.items()}
-
-
 def shard_command(entry: dict[str, Any], raw: Path, out: Path, workers: int, chunk_bytes: str) -> list[str]:
-    """The ``focal-pl data shard`` command of one set."""
-    folder = raw / entry["name"]
-    spec = {"casia": ["casia", str(folder)], "imd": ["imd2020", str(folder)]}.get(
-        entry["kind"], ["catnet", str(folder / f"{entry['name']}_list.txt")])
-    return [sys.executable, "-m", "focal_pl", "data", "shard", *spec, "--out", str(out), "--workers", str(workers),
-            "--chunk-bytes", chunk_bytes]
-
-
-def _proc(pid: int | str, name: str) -> str:
-    """The text of /proc/<pid>/<name>; empty once the process is gone."""
-    try:
-        return Path(f"/proc/{pid}/{name}").read_text()
-    except OSError:
-        return ""
+    """The ``focal-pl data shard`` command of one set, by the reader of its layout."""
+    name = entry["name"]
+    return [sys.executable, "-m", "focal_pl", "data", "shard", PROFILES[name].reader, read_path(name, raw / name),
+            "--out", str(out), "--workers", str(workers), "--chunk-bytes", chunk_bytes]
 
 
 def tree_pss(root: int) -> int:
     """Summed PSS (bytes) of a process and its descendants (PSS splits the pages forked workers share)."""
-    children: dict[int, list[int]] = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        fields = _proc(pid, "stat").rsplit(")", 1)[-1].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(pid))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        rollup = _proc(pid, "smaps_rollup").splitlines()
-        total += sum(int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:"))
+    try:
+        tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for process in tree:
+        with suppress(psutil.Error):  # ended meanwhile
+            total += process.memory_full_info().pss
     return total
 
 
@@ -333,10 +211,8 @@ def stream(paths: list[str], mix: list[dict[str, Any]], raw: Path, args: argpars
 
     out = work / "ranks"
     out.mkdir(parents=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = {"paths": paths, "repeats": [e["repeat"] for e in mix], "batch_size": args.batch_size, "port": port,
+    config = {"paths": paths, "repeats": [e["repeat"] for e in mix], "batch_size": args.batch_size,
+              "port": find_free_network_port(),
               "loader_workers": args.loader_workers, "batches": args.batches, "out": str(out)}
     os.environ["OMP_NUM_THREADS"] = "1"
     start = time.perf_counter()
@@ -410,8 +286,9 @@ def main() -> None:
                               "settings": {k: v for k, v in vars(args).items() if k != "results"}}
     log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # noqa: E731
     log(f"generating {result['items']:,} items from {args.pool or 'scikit-image photos'}")
-    cpu = cpu_seconds()
-    wall, _, result["generated"] = timed(lambda: generate(raw, mix, args.pool, args.workers))
+    cpu = cpu_seconds()  # each set as `focal-pl data synth` writes it
+    wall, _, result["generated"] = timed(lambda: {e["name"]: write_set(e["name"], raw / e["name"], e["items"],
+                                                                       args.pool, args.workers) for e in mix})
     result["generate"] = {"wall_s": wall, "cpu_s": cpu_seconds() - cpu}
     shard = lambda e, out: shard_command(e, raw, out, args.workers, args.chunk_bytes)  # noqa: E731
     result["shard"] = {e["name"]: run_command(shard(e, shards / e["name"])) for e in mix}
@@ -449,6 +326,8 @@ def main() -> None:
     result["metadata_scaling"] = [at_scale(n) for n in (PAPER_DISTINCT // 16, PAPER_DISTINCT // 4, PAPER_DISTINCT * 4)]
     write_result("data_scale", result, tables(result), results=args.results)
     shutil.rmtree(work, ignore_errors=True)
+
+
 def tables(result: dict[str, Any]) -> list[str]:
     """Per set: size, formats, shard and check time; then the figures the results page extrapolates."""
     st, meta, rs = result["stream"], result["metadata_800k"], result["resume_shard"]

@@ -7,12 +7,11 @@ CPU with tiny models. The GPU check (``make gpu-check``: .ci/gpu_check.py) runs 
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, median_time, show, table, times, write_result
+from common import RESULTS, median_time, parser, show, table, times, write_result
 
 VITS = {"vit_l": "large", "vit_b": "base", "vit_tiny": "tiny"}
 HRNETS = {"hrnet_w32": "w32", "hrnet_w18_small": "w18_small"}
@@ -36,13 +35,12 @@ def extractor(name: str, size: int, attention: str = "fused") -> object:
 
 
 def predict_speed(smoke: bool, results: Path = RESULTS) -> None:
-    """``focal-pl predict`` end to end on random-texture JPEGs (the ``PredictionWriter``'s seconds, after a warm-up
+    """``focal-pl predict`` end to end on synthetic photos (the ``PredictionWriter``'s seconds, after a warm-up
     run; untrained: speed does not depend on the weights), and the median ms of the extractor alone."""
-    import numpy as np
     import torch
-    from PIL import Image
 
     from focal_pl.cli.lightning import run_lightning
+    from focal_pl.data.synthetic_sets import write_set
 
     s, rows = PREDICT_SMOKE if smoke else PREDICT, []
     gpu, stem = s["device"] == "cuda", f"predict_speed_{s['tag']}"
@@ -58,12 +56,9 @@ def predict_speed(smoke: bool, results: Path = RESULTS) -> None:
             "--prediction.output_dir", str(out), "--trainer.logger.init_args.save_dir", str(out)])
         return next(c for c in cli.trainer.callbacks if type(c).__name__ == "PredictionWriter").seconds
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder, rng = Path(tmp) / "images", np.random.default_rng(0)
-        folder.mkdir()
-        for i in range(s["images"]):  # decode cost like real photos of that size
-            base = rng.integers(0, 255, (s["size"] // 8, s["size"] // 8, 3), dtype=np.uint8)
-            Image.fromarray(base).resize((s["size"],) * 2, Image.BILINEAR).save(folder / f"img{i:04d}.jpg", quality=90)
+    with tempfile.TemporaryDirectory() as tmp:  # photos with a camera's grain as JPEGs: a real decode cost
+        write_set("folder", Path(tmp) / "set", s["images"], size=s["size"])
+        folder = Path(tmp) / "set" / "images"
         seconds(folder, Path(tmp) / "warmup", s["batches"][0])  # compile caches, cudnn autotune
         for batch in s["batches"]:
             took = seconds(folder, Path(tmp) / f"b{batch}", batch)
@@ -150,11 +145,11 @@ def training_speed(smoke: bool, results: Path = RESULTS) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["predict", "training"], help="which benchmark")
-    parser.add_argument("--smoke", action="store_true", help="on the CPU with tiny models (a test of the script)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where the .json and .md go")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("what", choices=["predict", "training"], help="which benchmark")
+    options.add_argument("--smoke", action="store_true", help="on the CPU with tiny models (a test of the script)")
+    options.add_argument("--results", type=Path, default=RESULTS, help="where the .json and .md go")
+    args = options.parse_args()
     (predict_speed if args.what == "predict" else training_speed)(args.smoke, args.results)
 
 

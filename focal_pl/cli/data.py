@@ -1,4 +1,5 @@
-"""``focal-pl data check`` and ``focal-pl data shard``: look at a data set, convert it to shards.
+"""``focal-pl data check``, ``data shard`` and ``data synth``: look at a data set, convert it to shards,
+write a synthetic stand-in of one in its native layout.
 
 A source is named either by reader and root (``focal-pl data check casia /data/CASIA2``), by a
 shard folder (``focal-pl data check shards/casia2``: chunk checksums verified, then every item
@@ -184,16 +185,51 @@ def add_arguments(parser: Any, name: str) -> None:
             command.add_argument("--chunk-bytes", default="128MB",
                                  help="size of a chunk file (default 128MB; e.g. 64MB, 256MiB): the unit of reading, "
                                       "of checksums and of resuming")
+    _add_synth(actions)
+
+
+def _add_synth(actions: Any) -> None:
+    """``data synth SET OUT``: a synthetic stand-in of one of the paper's training sets (or image/mask pairs)."""
+    from jsonargparse import ArgumentParser
+
+    from focal_pl.data.synthetic_sets import PROFILES
+
+    text = ("write synthetic forgeries in the native layout, image sizes and formats of one of the paper's training "
+            "sets (spliced content: a stand-in to try check, shard and a fit at scale, not training data)")
+    command = ArgumentParser(prog="focal-pl data synth", description=text, exit_on_error=False)
+    actions.add_subcommand("synth", command, help=text)
+    sets = "; ".join(f"{k}: {v.what}" for k, v in PROFILES.items())
+    command.add_argument("set", choices=list(PROFILES), help=f"which set to imitate ({sets})")
+    command.add_argument("out", help="a new (or empty) folder; it appears whole when the set is written")
+    command.add_argument("--items", type=int, default=1000, help="forged images to write (default 1000)")
+    command.add_argument("--pool", default=None, help="folder of pristine photos (default: scikit-image's samples)")
+    command.add_argument("--workers", type=int, default=1, help="processes that draw and encode (default 1)")
+    command.add_argument("--seed", type=int, default=0, help="another seed gives other images (default 0)")
+    command.add_argument("--size", type=int, default=1024, help="side of the images of the folder set (default 1024)")
+
+
+def _synth(args: Any) -> int:
+    from focal_pl.data.synthetic_sets import read_path, write_set
+
+    # args.items is the namespace's method
+    record = write_set(args.set, args.out, args["items"], args.pool, args.workers, args.seed, args.size)
+    formats = ", ".join(f"{n} {ext}" for ext, n in sorted(record["formats"].items()))
+    print(f"wrote {record['items']:,} synthetic {args.set} items to {args.out} ({formats}; mean image "
+          f"{record['mean_image_bytes'] / 1e3:.0f} KB); read them with: focal-pl data check {record['reader']} "
+          f"{read_path(args.set, args.out)}")
+    return 0
 
 
 def run(options: Any, name: str) -> int:
-    """Run ``data check`` or ``data shard`` with the parsed options; returns the exit code."""
+    """Run ``data check``, ``data shard`` or ``data synth`` with the parsed options; returns the exit code."""
     action = options.action
     args = options[action]
     args.command = action
     from focal_pl.data.shards import is_shard_folder, parse_bytes
 
     try:
+        if action == "synth":
+            return _synth(args)
         if action == "shard":
             args.chunk_bytes = parse_bytes(args.chunk_bytes)
         if action == "check" and args.root is None and is_shard_folder(args.source):
