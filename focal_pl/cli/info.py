@@ -38,8 +38,8 @@ def env_main(args: Any) -> int:
     build = f"torch built for CUDA {versions['cuda']}" if versions.get("cuda") else "torch built for the CPU only"
     if hw["gpus"] and versions.get("cudnn"):
         build += f", cuDNN {versions['cudnn']}"
-    print(f"machine: {hw['cpu']}, {hw['cpu_cores']} cores; GPUs: {gpus} ({build}); {hw['platform']}; "
-          f"host {hw['host']}")
+    print(f"machine: {hw['cpu']}, {hw['cpu_cores']} cores (BLAS: {hw['blas']}); GPUs: {gpus} ({build}); "
+          f"{hw['platform']}; host {hw['host']}")
     return 0
 
 

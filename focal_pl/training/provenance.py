@@ -103,11 +103,25 @@ def hardware(trainer: L.Trainer | None = None) -> dict[str, Any]:
              "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
             for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     out = {"host": socket.gethostname(), "platform": platform.platform(), "cpu": cpu_model(),
-           "cpu_cores": os.cpu_count(), "gpus": gpus}
+           "cpu_cores": os.cpu_count(), "blas": blas(), "gpus": gpus}
     if trainer is not None:
         out.update(world_size=trainer.world_size, nodes=trainer.num_nodes,
                    accelerator=type(trainer.accelerator).__name__, precision=str(trainer.precision))
     return out
+
+
+def blas() -> str:
+    """The BLAS that scipy runs on (the exact HDBSCAN's bounds product on the CPU): its version, kernels and
+    any ``OPENBLAS_CORETYPE`` override, since CPU clustering speed follows them."""
+    from scipy.linalg import blas as _  # noqa: F401 - loaded, so that threadpoolctl sees it
+    from threadpoolctl import threadpool_info
+
+    libraries = threadpool_info()
+    info = next((i for i in libraries if "scipy.libs" in i.get("filepath", "")), None) or next(
+        (i for i in libraries if i.get("user_api") == "blas"), {})
+    override = os.environ.get("OPENBLAS_CORETYPE")
+    return (f"{info.get('internal_api', 'BLAS')} {info.get('version', '?')}, {info.get('architecture', '?')} kernels"
+            + (f" (OPENBLAS_CORETYPE={override} in the environment)" if override else ""))
 
 
 def machine() -> dict[str, Any]:
@@ -120,7 +134,7 @@ def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(), "processor": cpu_model(),
         "cpu_count": multiprocessing.cpu_count(), "threads": torch.get_num_threads(),
-        "python": sys.version.split()[0], "torch": torch.__version__, "gpu": gpu,
+        "python": sys.version.split()[0], "torch": torch.__version__, "gpu": gpu, "blas": blas(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "code": versions_line(),
     }
 

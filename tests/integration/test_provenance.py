@@ -57,6 +57,7 @@ def test_run_json_says_what_the_run_was(finished):
     assert {"cuda", "cudnn", "numpy", "albumentations", "litdata", "torchmetrics"} <= set(versions)
     hardware = run["hardware"]
     assert hardware["cpu_cores"] == os.cpu_count() and hardware["world_size"] == 1 and hardware["nodes"] == 1
+    assert " kernels" in hardware["blas"]  # the BLAS the CPU clustering runs on
     assert hardware["gpus"] == [] or torch.cuda.is_available()
     train = run["data"]["train"][0]
     assert train == {"reader": "SyntheticForgeries", "name": "synthetic-1", "root": None, "items": 16, "seed": 1}

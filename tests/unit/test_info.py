@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import torch
@@ -19,7 +20,7 @@ def test_env_prints_the_code_versions_and_machine(capsys):
     assert first.startswith("focal-pl ") and (git_head() is None or git_head()[:10] in first)
     assert f"torch {torch.__version__.split('+')[0]}" in second and "lightning" in second and "scikit-learn" in second
     assert "cuda" not in second  # torch's build, not the machine: said beside the GPUs
-    assert third.startswith("machine: ") and f"{os.cpu_count()} cores" in third
+    assert third.startswith("machine: ") and re.search(rf"{os.cpu_count()} cores \(BLAS: \w+ [\d.]+, \w+ kernels", third)
     if not torch.cuda.is_available():
         assert "GPUs: none (torch built for" in third
     assert main(["env", "--json"]) == 0
