@@ -299,7 +299,7 @@ def map_of(rows: np.ndarray) -> torch.Tensor:
 
 
 def groups(case: str) -> torch.Tensor:
-    from test_fast_hdbscan import focal_like
+    from helpers.feature_maps import focal_like
 
     if case == "two":
         return feature_map(side=24, spread=0.45)[0]
@@ -310,7 +310,7 @@ def groups(case: str) -> torch.Tensor:
 
 @pytest.mark.parametrize("case", ["two", "one", "three"])
 def test_the_hdbscan_backend_gives_our_partition_with_default_options(case):
-    from test_fast_hdbscan import same_partition
+    from helpers.feature_maps import same_partition
 
     features = groups(case)
     rows = feature_rows(features)
@@ -343,7 +343,7 @@ def nested_groups(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_leaf_selection_and_epsilon_change_the_clusters_on_a_map_made_for_it():
-    from test_fast_hdbscan import same_partition
+    from helpers.feature_maps import same_partition
 
     features, part = nested_groups()
     eom, _ = Clusterer(min_cluster_size=30, backend="hdbscan")(features)

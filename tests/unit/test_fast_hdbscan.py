@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.feature_maps import focal_like, same_partition
 from helpers.hdbscan_ties import ambiguous_points
 from sklearn.cluster import HDBSCAN
 from sklearn.cluster._hdbscan._linkage import mst_from_data_matrix
-from sklearn.metrics import DistanceMetric, adjusted_rand_score
+from sklearn.metrics import DistanceMetric
 from sklearn.neighbors import NearestNeighbors
 
 from focal_pl.clustering import Clusterer
@@ -37,29 +38,6 @@ from focal_pl.clustering.fast_hdbscan.arrays import _mirror_numpy, _mirror_torch
 from focal_pl.clustering.fast_hdbscan.exact import _square_keys
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
-def focal_like(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
-    """Unit features like a trained extractor's: one pristine cluster, forged ones, stray points."""
-    g = np.random.default_rng(seed)
-    a, b, c = g.normal(size=(3, dim))
-    outliers = g.normal(size=(n // 50, dim)) * 2.0
-    if kind == "forged":
-        parts = [a + 0.35 * g.normal(size=(n * 8 // 10, dim)), b + 0.3 * g.normal(size=(n // 10, dim))]
-    elif kind == "two_forged":
-        parts = [a + 0.35 * g.normal(size=(n * 7 // 10, dim)), b + 0.3 * g.normal(size=(n // 8, dim)),
-                 c + 0.5 * g.normal(size=(n // 12, dim))]
-    else:  # authentic-like: one cluster
-        parts = [a + 0.35 * g.normal(size=(n - n // 50, dim))]
-    rows = np.concatenate([*parts, outliers])
-    rows = rows[g.permutation(len(rows))]
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-
-def same_partition(a: np.ndarray, b: np.ndarray, where: np.ndarray | slice = slice(None)) -> bool:
-    """The same clusters (up to their names) and the same noise points, on ``where``."""
-    a, b = a[where], b[where]
-    return adjusted_rand_score(a, b) == 1.0 and np.array_equal(a == -1, b == -1)
 
 
 CASES = [

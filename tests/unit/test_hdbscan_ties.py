@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.feature_maps import focal_like, same_partition
 from helpers.hdbscan_ties import ambiguous_points, tie_ambiguity
 from sklearn.cluster import HDBSCAN
-from test_fast_hdbscan import focal_like, same_partition
 
 from focal_pl.clustering.fast_hdbscan import boruvka_tree, hdbscan_labels
 
