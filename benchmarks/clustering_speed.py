@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.cluster import HDBSCAN
-from sklearn.metrics import adjusted_rand_score
 
 from focal_pl.clustering import fast_hdbscan as fast
 from focal_pl.clustering.fast_hdbscan import arrays, bounds, core_distance, hdbscan_labels, prim, sklearn_tree
@@ -25,8 +24,9 @@ from focal_pl.training.provenance import machine
 
 from common import RESULTS, child_json, median_time, parser, show, status_bytes, table, timed, write_result
 
-# the tie diagnostics are test code, not the package's (section 4 needs them)
+# the feature maps and the tie diagnostics are the tests' (section 4 needs the latter), not the package's
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.feature_maps import focal_like, same_partition as same  # noqa: E402
 from helpers.hdbscan_ties import ambiguous_points  # noqa: E402
 
 SIDE, DIM, SIZE = 64, 256, 200
@@ -40,27 +40,6 @@ BEFORE = {"norms (float64)": 0.026, "float64 matrix product (baddbmm)": 0.200, "
           "_process_mst + tree_to_labels (scikit-learn)": 0.003}
 
 
-def focal_like(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
-    """Unit features like a trained extractor's: a pristine cluster, forged ones, 2% stray points; or
-    ``trained_K``: K tight clusters (one large, the rest 3-15% each) in 10% uniform noise."""
-    g = np.random.default_rng(seed)
-    if kind.startswith("trained_"):
-        k = int(kind.split("_")[1])
-        centres = g.normal(size=(k, dim))
-        shares = np.r_[1.0, g.uniform(0.03, 0.15, k - 1)]
-        sizes = np.floor(shares / shares.sum() * n * 0.9).astype(int)
-        parts = [c + 0.25 * g.normal(size=(s, dim)) for c, s in zip(centres, sizes)]
-        rows = np.concatenate([*parts, g.normal(size=(n - sizes.sum(), dim)) * 3.0])[g.permutation(n)]
-    else:
-        centres, stray = g.normal(size=(3, dim)), g.normal(size=(n // 50, dim)) * 2.0
-        rest = n - len(stray)  # pristine (spread 0.35), then the forged clusters (0.3, 0.5)
-        sizes = {"forged": [rest - rest // 8, rest // 8], "authentic": [rest],
-                 "two_forged": [rest - rest // 8 - rest // 12, rest // 8, rest // 12]}[kind]
-        parts = [c + w * g.normal(size=(s, dim)) for c, w, s in zip(centres, (0.35, 0.3, 0.5), sizes)]
-        rows = np.concatenate([*parts, stray])[g.permutation(n)]
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-
 def with_flat_regions(rows: np.ndarray, seed: int) -> np.ndarray:
     """Up to three disjoint flat regions: each repeats one feature vector exactly (10-150 rows)."""
     g = np.random.default_rng(seed)
@@ -69,16 +48,6 @@ def with_flat_regions(rows: np.ndarray, seed: int) -> np.ndarray:
     for group in np.split(g.choice(len(rows), int(sizes.sum()), replace=False), np.cumsum(sizes)[:-1]):
         rows[group] = rows[group[0]]
     return rows
-
-
-def same(a: np.ndarray, b: np.ndarray, where=slice(None)) -> bool:
-    """The same partition: adjusted Rand index 1 and equal labels once renamed by first appearance."""
-    def renamed(labels: np.ndarray) -> np.ndarray:
-        names: dict[int, int] = {-1: -1}
-        return np.array([names.setdefault(int(v), len(names) - 1) for v in labels])
-
-    a, b = a[where], b[where]
-    return adjusted_rand_score(a, b) == 1.0 and np.array_equal(renamed(a), renamed(b))
 
 
 def ratio(repeats: int) -> list[dict]:
@@ -144,7 +113,7 @@ def large(budget: int) -> dict:
     wall, cpu, labels = timed(lambda: hdbscan_labels(focal_like("two_forged", n, DIM, 7), LARGE_SIZE, mst="prim"))
     out = dict(points=n, prim_s=wall, prim_cpu_s=cpu, prim_bytes=4 * n * n)
     measured = child_json(__file__, "--child-boruvka", str(budget))
-    boruvka = np.load(measured.pop("labels_file"))
+    boruvka = np.asarray(measured.pop("labels"))
     out.update(measured, boruvka_partition_equals_prim=bool(same(labels, boruvka)))
     big, scale = 4 * n, 16  # N^2 work: 256 x 256 has 4 x the points of 128 x 128
     out["extrapolated_256"] = dict(points=big, prim_s=out["prim_s"] * scale, prim_bytes=4 * big * big,
@@ -163,12 +132,9 @@ def child_boruvka(budget: int) -> None:
     Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) back to the current resident size
     before, chunk = status_bytes("VmRSS"), fast.chunk_rows(n, DIM, budget)
     wall, cpu, labels = timed(lambda: hdbscan_labels(rows, LARGE_SIZE, mst="boruvka", memory_budget=budget))
-    peak = status_bytes("VmHWM") - before
-    path = Path(os.environ.get("TMPDIR", "/tmp")) / "clustering_speed_boruvka_labels.npy"
-    np.save(path, labels)
     print(json.dumps(dict(boruvka_s=wall, boruvka_cpu_s=cpu, budget_bytes=budget, rows_per_chunk=chunk,
-                          boruvka_peak_rss_bytes=peak, boruvka_peak_formula_bytes=boruvka_formula(n, chunk),
-                          labels_file=str(path))))
+                          boruvka_peak_rss_bytes=status_bytes("VmHWM") - before,
+                          boruvka_peak_formula_bytes=boruvka_formula(n, chunk), labels=labels.tolist())))
 
 
 def ties(count: int) -> list[dict]:
@@ -211,19 +177,6 @@ def gpu(device: torch.device, repeats: int) -> list[dict]:
     return out
 
 
-def blas_line() -> str:
-    """The BLAS the bounds' product runs on (scipy's OpenBLAS), with its kernels and any override."""
-    from scipy.linalg import blas  # noqa: F401 - loaded, so that threadpoolctl sees it
-    from threadpoolctl import threadpool_info
-
-    libraries = threadpool_info()
-    info = next((i for i in libraries if "scipy.libs" in i.get("filepath", "")), None) or next(
-        (i for i in libraries if i.get("user_api") == "blas"), {})
-    override = os.environ.get("OPENBLAS_CORETYPE")
-    return (f"{info.get('internal_api', 'BLAS')} {info.get('version', '?')}, {info.get('architecture', '?')} kernels"
-            + (f" (OPENBLAS_CORETYPE={override} in the environment)" if override else ""))
-
-
 def main() -> None:
     options = parser(__doc__)
     options.add_argument("--device", default="cpu", help="cpu: the comparison with scikit-learn; cuda: on the GPU")
@@ -237,7 +190,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.child_boruvka:
         return child_boruvka(args.child_boruvka)
-    device, info = torch.device(args.device), {**machine(), "blas": blas_line()}
+    device, info = torch.device(args.device), machine()  # with the BLAS the bounds' product runs on
     if device.type == "cuda":
         rows = gpu(device, args.repeats)
         write_result("clustering_speed_gpu", {"machine": info, "rows": rows}, table(

@@ -1,5 +1,5 @@
 """What the benchmarks share: the results folder, timing, memory, Markdown tables, JSON children, the
-small CPU fits of the studies and their options, and writing a result with its machine line."""
+small CPU fits of the studies, their losses and options, and writing a result with its machine line."""
 
 from __future__ import annotations
 
@@ -14,8 +14,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from focal_pl.losses import CircleLoss, DCLLoss, InfoNCELoss, NCELoss, SoftContrastiveLoss, TripletLoss
+
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the photos and real images beside the checkout
+
+SCL = SoftContrastiveLoss
+# the studies' losses by name: (the loss of a run of s steps, what it is)
+LOSSES = {
+    "nce": (lambda s: InfoNCELoss(), "InfoNCE of the official code (the mean of all positives)"),
+    "nce_original": (lambda s: NCELoss(), "the original NCE, [40]: one positive per query"),
+    "triplet": (lambda s: TripletLoss(), "triplet, margin 0.3"),
+    "dcl": (lambda s: DCLLoss(), "decoupled contrastive"),
+    "circle": (lambda s: CircleLoss(), "circle, m 0.25, gamma 80"),
+    "scl_hard_batch": (lambda s: SCL(soft=False, scope="batch"), "SCL hard W, batch scope"),
+    "scl_hard": (lambda s: SCL(soft=False), "SCL hard W (no coefficients), image scope"),
+    "scl_fcm": (lambda s: SCL(coefficients="fcm"), "SCL soft, paper read literally (fcm), m 2, 1 round"),
+    "scl_fcm_m1.5": (lambda s: SCL(coefficients="fcm", fuzziness=1.5), "same, m 1.5"),
+    "scl_fcm_warmup": (lambda s: SCL(coefficients="fcm", warmup_steps=s // 3), "fcm after a hard warm-up of 1/3"),
+    "scl_within": (lambda s: SCL(coefficients="within_class"), "SCL soft, within_class, m 2, 1 round"),
+    "scl_within_m1.5": (lambda s: SCL(coefficients="within_class", fuzziness=1.5), "same, m 1.5"),
+    "scl_within_m3": (lambda s: SCL(coefficients="within_class", fuzziness=3.0), "same, m 3"),
+    "scl_within_m5": (lambda s: SCL(coefficients="within_class", fuzziness=5.0), "same, m 5"),
+    "scl_within_m3_warmup": (lambda s: SCL(coefficients="within_class", fuzziness=3.0, warmup_steps=s // 3),
+                             "within_class m 3 after a hard warm-up of 1/3"),
+    "scl_within_10rounds": (lambda s: SCL(coefficients="within_class", max_iter=10), "same, m 2, 10 rounds"),
+    "scl_within_warmup": (lambda s: SCL(coefficients="within_class", warmup_steps=s // 3),
+                          "within_class after a hard warm-up of 1/3"),
+    "scl_within_batch": (lambda s: SCL(coefficients="within_class", scope="batch"), "within_class, batch scope"),
+}
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:

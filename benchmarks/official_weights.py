@@ -14,6 +14,7 @@ import torch
 
 from common import SHARED, median_time, parser, status_bytes, table, timed, write_result
 
+
 def official_file(kind: str, folder: Path) -> Path:
     """A state dict as FOCAL_ViT_weights.pth / FOCAL_HRNet_weights.pth hold it (``module.net.`` +
     SAM's image-encoder names, or the pose HRNet's), at the official sizes."""
@@ -29,15 +30,6 @@ def official_file(kind: str, folder: Path) -> Path:
     return path
 
 
-def a_photo(given: str | None) -> Path:
-    """The photo to localize: the one given, else the first of ../shared/data/pristine."""
-    photos = [Path(given)] if given else sorted(
-        p for p in (SHARED / "pristine").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not photos:
-        raise SystemExit(f"no photo under {SHARED / 'pristine'}: give one with --photo")
-    return photos[0]
-
-
 def main() -> None:
     options = parser(__doc__)
     options.add_argument("--photo", help="the photo to localize (default: the first of ../shared/data/pristine)")
@@ -45,9 +37,10 @@ def main() -> None:
     args = options.parse_args()
     import focal_pl
     from focal_pl.clustering import Clusterer
+    from focal_pl.data.synthetic import PhotoPool
     from focal_pl.release import export
 
-    photo = a_photo(args.photo)
+    photo = Path(args.photo or PhotoPool(str(SHARED / "pristine")).names[0])  # the pool's first, sorted
     rows, record = [], {"photo": str(photo), "threads": torch.get_num_threads(), "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("vit", "hrnet"):

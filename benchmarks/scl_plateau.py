@@ -17,19 +17,13 @@ from focal_pl.clustering import Clusterer
 from focal_pl.data import ForgeryDataModule
 from focal_pl.data.sources import ForgerySource
 from focal_pl.extractors import ForensicCNN
-from focal_pl.losses import DCLLoss, InfoNCELoss, SoftContrastiveLoss, TripletLoss
 from focal_pl.module import FocalModule
 
-from common import cpu_fit, table, write_result
+from common import LOSSES, cpu_fit, table, write_result
 
-LOSSES = {
-    "scl_within (default)": lambda: SoftContrastiveLoss(),
-    "scl_hard": lambda: SoftContrastiveLoss(soft=False),
-    "scl_fcm": lambda: SoftContrastiveLoss(coefficients="fcm"),
-    "nce": lambda: InfoNCELoss(),
-    "triplet": lambda: TripletLoss(),
-    "dcl": lambda: DCLLoss(),
-}
+# this study's names of losses of common.LOSSES
+NAMES = {"scl_within (default)": "scl_within", "scl_hard": "scl_hard", "scl_fcm": "scl_fcm", "nce": "nce",
+         "triplet": "triplet", "dcl": "dcl"}
 STEPS, BATCH, SIDE = 300, 8, 48
 
 
@@ -70,7 +64,8 @@ def run(name: str, padding: str) -> dict:
     with cpu_fit(0, STEPS, [curve], sanity=-1) as (trainer, record, _):
         data = ForgeryDataModule(train=NoiseBoxes(STEPS * BATCH, seed=1), val=NoiseBoxes(16, seed=0),
                                  image_size=SIDE, batch_size=BATCH, num_workers=0)
-        module = FocalModule(ForensicCNN(width=16, depth=5, out_dim=16, padding_mode=padding), LOSSES[name](),
+        loss = LOSSES[NAMES[name]][0](STEPS)
+        module = FocalModule(ForensicCNN(width=16, depth=5, out_dim=16, padding_mode=padding), loss,
                              Clusterer("kmeans"), optimizer=functools.partial(torch.optim.Adam, lr=2e-3),
                              scheduler=None)
         trainer.fit(module, data)
@@ -80,7 +75,7 @@ def run(name: str, padding: str) -> dict:
 
 
 def main() -> None:
-    rows = [run(name, padding) for padding in ("zeros", "reflect") for name in LOSSES]
+    rows = [run(name, padding) for padding in ("zeros", "reflect") for name in NAMES]
     settings = {"steps": STEPS, "batch": BATCH, "side": SIDE, "lr": 2e-3, "seed": 0, "val_images": 16,
                 "extractor": "ForensicCNN(width=16, depth=5, out_dim=16, stride=4)"}
     keys = ("f1_before", "f1_after", "loss_first_25", "loss_last_25")
