@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import zlib
 from collections import Counter
@@ -23,6 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 from PIL import Image
+
+from focal_pl.files.atomic import remove_stale_temporaries, replace_atomically, temporary_beside
 
 FORMATS = {"jpg": "JPEG", "png": "PNG", "tif": "TIFF"}
 MARKER = "SYNTHETIC.json"  # written last: what the folder holds, and that it is not a real data set
@@ -149,16 +150,13 @@ def read_path(name: str, out: str | Path) -> str:
 
 
 def _claim(out: Path) -> Path:
-    """A fresh partial folder beside ``out``, once ``out`` is known to be new or empty; partial folders of
-    killed runs (their process gone) are removed."""
+    """A fresh hidden folder beside ``out`` to write the set in, once ``out`` is known to be new or empty
+    (those of killed runs are removed first)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} is not an empty folder: give a new one (nothing was written)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(stale, ignore_errors=True)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    remove_stale_temporaries(out.parent, out.name)
+    partial = temporary_beside(out)
     partial.mkdir()
     return partial
 
@@ -195,9 +193,7 @@ def write_set(name: str, out: str | Path, items: int, pool: str | None = None, w
                   **({"size": size} if PROFILES[name].images == "square" else {})}
         (partial / MARKER).write_text(json.dumps(record, indent=1) + "\n")
         try:
-            if out.is_dir():
-                out.rmdir()  # empty when _claim looked
-            os.replace(partial, out)
+            replace_atomically(partial, out)  # a folder renames over an empty one, never over a filled one
         except OSError as error:  # another process wrote there meanwhile
             raise ValueError(f"{out} was written by another process meanwhile ({error.strerror}); this run's "
                              "set was not kept") from error

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -51,12 +52,15 @@ def process_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: Path, name: str = "*") -> None:
-    """Temporary files (of ``name``) of writes whose process died (a SIGKILL mid-save where the
-    filesystem has no anonymous files leaves one behind)."""
+    """Temporary files or folders (of ``name``) of writes whose process died (a SIGKILL mid-save where
+    the filesystem has no anonymous files leaves one behind, as one mid-way through a folder does)."""
     for path in folder.glob(f".{name}.*.tmp") if folder.is_dir() else []:
         pid = path.name.rsplit(".", 2)[-2]
         if pid.isdigit() and not process_alive(int(pid)):
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _sync_folder(folder: Path) -> None:

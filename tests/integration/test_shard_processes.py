@@ -67,3 +67,22 @@ def test_ddp_streaming_gives_equal_batches_on_two_ranks(shards, tmp_path):
     steps = {int(row["step"]) for row in rows if row.get("train/loss")}
     # 11 items over 2 ranks with batch 2: padded to 12, 3 full batches on each rank
     assert max(steps) + 1 == 3, metrics
+
+
+def test_a_synth_killed_midway_leaves_nothing_under_its_name_and_the_rerun_writes_it_whole(tmp_path):
+    out = tmp_path / "casia2"
+    command = [sys.executable, "-m", "focal_pl", "data", "synth", "casia2", str(out), "--items", "400"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    deadline = time.time() + 120
+    while process.poll() is None and time.time() < deadline and not list(tmp_path.glob(".casia2.*.tmp/Tp/*")):
+        time.sleep(0.05)
+    assert process.poll() is None, process.communicate()  # killed while writing, not after
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not out.exists() and len(list(tmp_path.glob(".casia2.*.tmp"))) == 1  # the killed run's half set
+    done = subprocess.run([*command[:-1], "20"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["casia2"]  # the half set removed, the new one whole
+    assert json.loads((out / "SYNTHETIC.json").read_text())["items"] == 20
+    assert len(list((out / "Tp").iterdir())) == 20

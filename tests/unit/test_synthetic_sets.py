@@ -33,7 +33,7 @@ def test_each_set_is_read_back_by_its_reader_with_a_mask_per_image(tmp_path, nam
             assert image.shape == (64, 64, 3)
     assert json.loads((out / MARKER).read_text()) == record
     assert record["items"] == sum(record["formats"].values()) == 4 and record["synthetic"]
-    assert not list(tmp_path.glob(".*partial*"))
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_the_same_seed_gives_the_same_bytes_and_another_seed_other_ones(tmp_path):
@@ -53,7 +53,7 @@ def test_a_non_empty_folder_is_refused_and_left_as_it_was(tmp_path):
 
 
 def test_a_failed_write_leaves_no_folder_and_a_killed_runs_partial_is_removed(tmp_path, monkeypatch):
-    stale = tmp_path / ".set.partial-99999999"  # no such process
+    stale = tmp_path / ".set.99999999.tmp"  # a killed run's: no such process
     stale.mkdir()
     made = []
 
