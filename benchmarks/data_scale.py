@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 from lightning.fabric.plugins.environments.lightning import find_free_network_port
 
-from focal_pl.data.synthetic_sets import PROFILES, read_path, write_set
+from focal_pl.data.synthetic_sets import PROFILES, read_path, write_sets
 
 from common import RESULTS, SHARED, table, timed, write_result
 
@@ -286,9 +286,9 @@ def main() -> None:
                               "settings": {k: v for k, v in vars(args).items() if k != "results"}}
     log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # noqa: E731
     log(f"generating {result['items']:,} items from {args.pool or 'scikit-image photos'}")
-    cpu = cpu_seconds()  # each set as `focal-pl data synth` writes it
-    wall, _, result["generated"] = timed(lambda: {e["name"]: write_set(e["name"], raw / e["name"], e["items"],
-                                                                       args.pool, args.workers) for e in mix})
+    cpu = cpu_seconds()  # the sets as `focal-pl data synth` writes them, by one group of processes
+    wall, _, result["generated"] = timed(lambda: write_sets({e["name"]: (raw / e["name"], e["items"]) for e in mix},
+                                                            args.pool, args.workers))
     result["generate"] = {"wall_s": wall, "cpu_s": cpu_seconds() - cpu}
     shard = lambda e, out: shard_command(e, raw, out, args.workers, args.chunk_bytes)  # noqa: E731
     result["shard"] = {e["name"]: run_command(shard(e, shards / e["name"])) for e in mix}

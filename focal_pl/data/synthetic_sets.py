@@ -111,8 +111,8 @@ def _encode(image: np.ndarray, ext: str, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def _one(task: tuple[str, int, str, int, int]) -> tuple[str, int]:
-    """Write item ``index`` of set ``name`` (image and mask) under ``root``; returns (format, image bytes)."""
+def _one(task: tuple[str, int, str, int, int]) -> tuple[str, str, int]:
+    """Write item ``index`` of set ``name`` (image and mask) under ``root``; returns (set, format, image bytes)."""
     from focal_pl.data.synthetic import random_region
 
     name, index, root, seed, side = task
@@ -141,7 +141,7 @@ def _one(task: tuple[str, int, str, int, int]) -> tuple[str, int]:
     for path, content in ((image_path, data), (mask_path, _encode(mask * 255, "png"))):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
-    return ext, len(data)
+    return name, ext, len(data)
 
 
 def read_path(name: str, out: str | Path) -> str:
@@ -168,14 +168,24 @@ def write_set(name: str, out: str | Path, items: int, pool: str | None = None, w
 
     The folder appears whole or not at all: it is written beside ``out`` and renamed when complete.
     """
-    if name not in PROFILES:
-        raise ValueError(f"unknown set {name!r}: one of {', '.join(PROFILES)}")
-    if items < 1 or workers < 1 or size < 32:
-        raise ValueError(f"items and workers must be at least 1 and size at least 32, got {items}, {workers}, {size}")
-    out = Path(out)
-    partial = _claim(out)
+    return write_sets({name: (out, items)}, pool, workers, seed, size)[name]
+
+
+def write_sets(sets: dict[str, tuple[str | Path, int]], pool: str | None = None, workers: int = 1, seed: int = 0,
+               size: int = 1024) -> dict[str, dict[str, Any]]:
+    """``write_set`` of several sets (name -> (folder, items)) by one group of ``workers`` processes."""
+    for name, (_, items) in sets.items():
+        if name not in PROFILES:
+            raise ValueError(f"unknown set {name!r}: one of {', '.join(PROFILES)}")
+        if items < 1 or workers < 1 or size < 32:
+            raise ValueError(f"items and workers must be at least 1 and size at least 32, got {items}, {workers}, "
+                             f"{size}")
+    partials: dict[str, Path] = {}
     try:
-        tasks = [(name, index, str(partial), seed, size) for index in range(items)]
+        for name, (out, _) in sets.items():
+            partials[name] = _claim(Path(out))
+        tasks = [(name, index, str(partials[name]), seed, size) for name, (_, items) in sets.items()
+                 for index in range(items)]
         if workers == 1:
             _init(pool)
             made = list(map(_one, tasks))
@@ -184,20 +194,28 @@ def write_set(name: str, out: str | Path, items: int, pool: str | None = None, w
 
             with get_context("spawn").Pool(workers, initializer=_init, initargs=(pool,)) as processes:
                 made = list(processes.imap_unordered(_one, tasks, chunksize=8))
-        if PROFILES[name].reader == "catnet":
-            lines = [f"images/{i:06d}.jpg,masks/{i:06d}.png" for i in range(items)]
-            (partial / f"{name}_list.txt").write_text("\n".join(lines) + "\n")
-        record = {"set": name, "synthetic": True, "what": PROFILES[name].what, "reader": PROFILES[name].reader,
-                  "items": len(made), "formats": dict(Counter(ext for ext, _ in made)),
-                  "mean_image_bytes": float(np.mean([n for _, n in made])), "seed": seed, "pool": pool,
-                  **({"size": size} if PROFILES[name].images == "square" else {})}
-        (partial / MARKER).write_text(json.dumps(record, indent=1) + "\n")
-        try:
-            replace_atomically(partial, out)  # a folder renames over an empty one, never over a filled one
-        except OSError as error:  # another process wrote there meanwhile
-            raise ValueError(f"{out} was written by another process meanwhile ({error.strerror}); this run's "
-                             "set was not kept") from error
+        return {name: _finish(name, Path(out), partials[name], [m[1:] for m in made if m[0] == name], seed, pool,
+                              size) for name, (out, _) in sets.items()}
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        for partial in partials.values():
+            shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def _finish(name: str, out: Path, partial: Path, made: list[tuple[str, int]], seed: int, pool: str | None,
+            size: int) -> dict[str, Any]:
+    """The set's list file (CAT-Net) and ``SYNTHETIC.json``, then the folder renamed into place."""
+    if PROFILES[name].reader == "catnet":
+        lines = [f"images/{i:06d}.jpg,masks/{i:06d}.png" for i in range(len(made))]
+        (partial / f"{name}_list.txt").write_text("\n".join(lines) + "\n")
+    record = {"set": name, "synthetic": True, "what": PROFILES[name].what, "reader": PROFILES[name].reader,
+              "items": len(made), "formats": dict(Counter(ext for ext, _ in made)),
+              "mean_image_bytes": float(np.mean([n for _, n in made])), "seed": seed, "pool": pool,
+              **({"size": size} if PROFILES[name].images == "square" else {})}
+    (partial / MARKER).write_text(json.dumps(record, indent=1) + "\n")
+    try:
+        replace_atomically(partial, out)  # a folder renames over an empty one, never over a filled one
+    except OSError as error:  # another process wrote there meanwhile
+        raise ValueError(f"{out} was written by another process meanwhile ({error.strerror}); this run's "
+                         "set was not kept") from error
     return record
